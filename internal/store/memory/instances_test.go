@@ -1,0 +1,15 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/a8fabric/a8/internal/store"
+	"github.com/a8fabric/a8/internal/store/memory"
+	"github.com/a8fabric/a8/internal/store/storetest"
+)
+
+func TestInstances_Conformance(t *testing.T) {
+	storetest.TestInstances(t, func(t *testing.T, clock store.Clock) store.Instances {
+		return memory.NewInstances(clock)
+	})
+}

@@ -18,9 +18,6 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 )
 
-// NoExpiry is the TTL of an instance that never expires (status OUT_OF_SERVICE).
-const NoExpiry time.Duration = 0
-
 // Instance is a registered service instance, the registry's unit of storage. It is a value: stores
 // copy it in and out and never share it with callers.
 type Instance struct {
@@ -30,7 +27,8 @@ type Instance struct {
 	Status      string          `json:"status"`
 	Tags        []string        `json:"tags,omitempty"`
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
-	// TTL is the lease: the instance expires once now - LastHeartbeat > TTL. NoExpiry never expires.
+	// TTL is the lease: the instance expires once now - LastHeartbeat > TTL, unless its status is
+	// OUT_OF_SERVICE or TTL is 0 (see Lease).
 	TTL time.Duration `json:"ttl"`
 	// LastHeartbeat is set by the store on register and renew; callers' values are ignored.
 	LastHeartbeat time.Time `json:"-"`
@@ -42,9 +40,15 @@ type Endpoint struct {
 	Value string `json:"value"`
 }
 
-// Expired reports whether the lease of an instance has run out at now.
-func (in *Instance) Expired(now time.Time) bool {
-	return in.TTL != NoExpiry && now.Sub(in.LastHeartbeat) > in.TTL
+// StatusOutOfService is the status whose instances never expire (Amalgam8's rule).
+const StatusOutOfService = "OUT_OF_SERVICE"
+
+// Lease returns how long the instance lives without a heartbeat; 0 means it never expires.
+func (in *Instance) Lease() time.Duration {
+	if in.Status == StatusOutOfService || in.TTL < 0 {
+		return 0
+	}
+	return in.TTL
 }
 
 // Equal reports whether two instances carry the same registration (everything but the heartbeat).

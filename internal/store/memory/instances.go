@@ -36,12 +36,13 @@ type tenant struct {
 // entry holds one instance. inst is immutable once stored (a re-registration stores a new entry);
 // only the heartbeat moves, atomically, so renewals run under the tenant's read lock.
 type entry struct {
-	inst store.Instance
-	beat atomic.Int64 // unix nanoseconds of the last heartbeat
+	inst  store.Instance
+	lease int64        // nanoseconds; 0: never expires
+	beat  atomic.Int64 // unix nanoseconds of the last heartbeat
 }
 
 func (e *entry) expired(now time.Time) bool {
-	return e.inst.TTL != store.NoExpiry && now.UnixNano()-e.beat.Load() > int64(e.inst.TTL)
+	return e.lease != 0 && now.UnixNano()-e.beat.Load() > e.lease
 }
 
 func (e *entry) snapshot() store.Instance {
@@ -130,7 +131,7 @@ func (s *Instances) Register(ctx context.Context, ns string, inst store.Instance
 	if old != nil {
 		t.remove(old)
 	}
-	e := &entry{inst: inst}
+	e := &entry{inst: inst, lease: int64(inst.Lease())}
 	e.beat.Store(now.UnixNano())
 	t.byID[inst.ID] = e
 	svc := t.byService[inst.ServiceName]

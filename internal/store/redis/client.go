@@ -46,6 +46,8 @@ func NewClient(opts ClientOptions) (goredis.UniversalClient, error) {
 	o.ReadTimeout = 3 * time.Second
 	o.WriteTimeout = 3 * time.Second
 	o.MaxRetries = 1
+	o.DialerRetries = 2
+	o.DialerRetryTimeout = 50 * time.Millisecond
 	return goredis.NewClient(o), nil
 }
 

@@ -229,12 +229,10 @@ func (s *Instances) Register(ctx context.Context, ns string, inst store.Instance
 		return store.Instance{}, fmt.Errorf("encode instance %s: %w", inst.ID, err)
 	}
 	now := s.nowMS()
-	ttl := inst.TTL.Milliseconds()
+	ttl := inst.Lease().Milliseconds()
 	expiry := neverExpires
-	if inst.TTL != store.NoExpiry {
-		if ttl < 1 {
-			ttl = 1
-		}
+	if inst.Lease() != 0 {
+		ttl = max(ttl, 1)
 		expiry = strconv.FormatInt(now+ttl, 10)
 	}
 	keys := append(s.keys(ns), s.prefix+"namespaces")

@@ -246,16 +246,24 @@ func testOutOfServiceNeverExpires(t *testing.T, newStore InstancesFactory) {
 	s := newStore(t, clock.Now)
 	in := instance("reviews", "10.0.0.2:9080")
 	in.Status = "OUT_OF_SERVICE"
-	in.TTL = store.NoExpiry
 	mustRegister(t, s, ns, in)
 	clock.Advance(1000 * time.Hour)
 	if _, err := s.Reap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sameIDs(t, mustList(t, s, ns, ""), in.ID)
+	l := mustList(t, s, ns, "")
+	sameIDs(t, l, in.ID)
+	if l.Instances[0].TTL != in.TTL {
+		t.Errorf("TTL = %v, want the registered %v kept", l.Instances[0].TTL, in.TTL)
+	}
 	if err := s.Renew(context.Background(), ns, in.ID); err != nil {
 		t.Fatalf("Renew(out of service) = %v", err)
 	}
+	// Back in service, the lease applies again.
+	in.Status = "UP"
+	mustRegister(t, s, ns, in)
+	clock.Advance(31 * time.Second)
+	sameIDs(t, mustList(t, s, ns, ""))
 }
 
 func testReRegisterAfterExpiry(t *testing.T, newStore InstancesFactory) {

@@ -1,0 +1,215 @@
+// Package httpapi holds the HTTP plumbing a8's JSON APIs share: method dispatch with JSON 404 and
+// 405 answers, the JSON content-type check, strict body decoding with errors that name the field,
+// HTTPS redirects and panic recovery. Each API passes its own ErrorWriter, since Amalgam8's registry
+// and controller spell errors differently.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrorWriter writes an error response in an API's own error format.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, msg string)
+
+// WriteJSON writes v as a JSON response with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"Error":"encoding the response failed"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf)
+}
+
+// Methods dispatches a path's requests by method. Other methods get 405 with an Allow header; a
+// GET handler also answers HEAD.
+func Methods(writeErr ErrorWriter, handlers map[string]http.Handler) http.Handler {
+	if g, ok := handlers[http.MethodGet]; ok {
+		if _, ok := handlers[http.MethodHead]; !ok {
+			handlers[http.MethodHead] = g
+		}
+	}
+	allowed := make([]string, 0, len(handlers))
+	for m := range handlers {
+		allowed = append(allowed, m)
+	}
+	slices.Sort(allowed)
+	allow := strings.Join(allowed, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := handlers[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			writeErr(w, r, http.StatusMethodNotAllowed, "Method not allowed")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// NotFound answers every request with a JSON 404. Mount it at "/" as the catch-all.
+func NotFound(writeErr ErrorWriter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, r, http.StatusNotFound, "Resource not found")
+	})
+}
+
+// RequireJSON answers 415 to a request that has a body whose Content-Type is not application/json
+// (with, if any, charset UTF-8), as Amalgam8's servers do.
+func RequireJSON(writeErr ErrorWriter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && !isJSON(r.Header.Get("Content-Type")) {
+			writeErr(w, r, http.StatusUnsupportedMediaType, "Bad Content-Type or charset, expected 'application/json'")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isJSON(contentType string) bool {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
+}
+
+// BodyError is a request body that could not be used: Status is 400 or 413, Msg says why.
+type BodyError struct {
+	Status int
+	Msg    string
+}
+
+func (e *BodyError) Error() string { return e.Msg }
+
+// DecodeJSON reads the whole body of r (at most limit bytes) and decodes it into v. A body cut off
+// before its end, an empty or oversized body, malformed JSON, a wrongly typed field, and data after
+// the JSON value are each a *BodyError that says what and where, and v is then not to be used.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &BodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit)}
+		}
+		return &BodyError{http.StatusBadRequest, "request body could not be read to its end: " + err.Error()}
+	}
+	return DecodeJSONBytes(data, v)
+}
+
+// DecodeJSONBytes is DecodeJSON for a body already read.
+func DecodeJSONBytes(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &BodyError{http.StatusBadRequest, "request body is empty: expected a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			return &BodyError{http.StatusBadRequest, fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err)}
+		case errors.As(err, &typ):
+			field := typ.Field
+			if field == "" {
+				field = "body"
+			}
+			return &BodyError{http.StatusBadRequest, fmt.Sprintf("%s: expected %s, got JSON %s", field, jsonType(typ.Type.String()), typ.Value)}
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return &BodyError{http.StatusBadRequest, "malformed JSON: the body ends before the JSON value does"}
+		default:
+			return &BodyError{http.StatusBadRequest, "malformed JSON: " + err.Error()}
+		}
+	}
+	if dec.More() {
+		return &BodyError{http.StatusBadRequest, fmt.Sprintf("malformed JSON: unexpected data after the JSON value at byte %d", dec.InputOffset())}
+	}
+	return nil
+}
+
+// jsonType names a Go type the way a JSON user would.
+func jsonType(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint"):
+		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map[") || strings.Contains(goType, "."):
+		return "an object"
+	}
+	return goType
+}
+
+// RequireHTTPS redirects plain-HTTP requests (neither TLS nor X-Forwarded-Proto: https) to HTTPS.
+func RequireHTTPS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			http.Redirect(w, r, "https://"+r.Host+r.URL.RequestURI(), http.StatusMovedPermanently)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Recover turns a handler panic into a 500 in the API's error format and logs it with its stack,
+// instead of dropping the connection.
+func Recover(log *slog.Logger, writeErr ErrorWriter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeErr(w, r, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// AccessLog logs each request at debug level. When debug is off it returns next unchanged, so the
+// hot path pays nothing.
+func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,178 @@
+package registry
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a8fabric/a8/api"
+	"github.com/a8fabric/a8/internal/store"
+)
+
+// Instance fields as the API spells them, in output order, and the projection bit of each.
+const (
+	fID uint8 = 1 << iota
+	fServiceName
+	fEndpoint
+	fTTL
+	fStatus
+	fMetadata
+	fLastHeartbeat
+	fTags
+	fAll = fID | fServiceName | fEndpoint | fTTL | fStatus | fMetadata | fLastHeartbeat | fTags
+)
+
+var fieldBits = map[string]uint8{
+	"id": fID, "service_name": fServiceName, "endpoint": fEndpoint, "ttl": fTTL,
+	"status": fStatus, "metadata": fMetadata, "last_heartbeat": fLastHeartbeat, "tags": fTags,
+}
+
+// listQuery is a parsed GET /api/v1/instances query.
+type listQuery struct {
+	ids      []string // any of; nil: no filter
+	services []string // any of
+	statuses []string // any of; nil: the routable default; allStatus: every status
+	all      bool
+	tags     []string // all of
+	fields   uint8    // projection bits
+	watch
+}
+
+// watch is the blocking part of a query: ?index=N&wait=D.
+type watch struct {
+	blocking bool
+	index    uint64
+	wait     time.Duration
+}
+
+const allowedKeys = "id, service_name, status, tags, fields, index, wait"
+
+func (c *Config) parseListQuery(q url.Values) (*listQuery, error) {
+	lq := &listQuery{fields: fAll}
+	for key, vals := range q {
+		switch key {
+		case "id":
+			lq.ids = vals
+		case "service_name":
+			lq.services = vals
+		case "status":
+			for _, v := range vals {
+				switch up := strings.ToUpper(v); up {
+				case api.StatusAll:
+					lq.all = true
+				case api.StatusUp, api.StatusStarting, api.StatusOutOfService:
+					lq.statuses = append(lq.statuses, up)
+				default: // a status of another registry (Eureka's DOWN, say) is matched as given
+					lq.statuses = append(lq.statuses, v)
+				}
+			}
+		case "tags":
+			for _, v := range vals {
+				for _, t := range strings.Split(v, ",") {
+					if t = strings.TrimSpace(t); t != "" {
+						lq.tags = append(lq.tags, t)
+					}
+				}
+			}
+		case "fields":
+			lq.fields = fID | fEndpoint // always returned, as Amalgam8 does
+			for _, v := range vals {
+				for _, f := range strings.Split(v, ",") {
+					if f = strings.TrimSpace(f); f == "" {
+						continue
+					}
+					bit, ok := fieldBits[f]
+					if !ok {
+						return nil, fmt.Errorf("fields: unknown field %q; instance fields are id, service_name, endpoint, ttl, status, metadata, last_heartbeat, tags", f)
+					}
+					lq.fields |= bit
+				}
+			}
+		case "index", "wait":
+			// parsed by parseWatch
+		case "ttl", "endpoint", "metadata", "last_heartbeat":
+			return nil, fmt.Errorf("cannot filter by %q: only id, service_name, status and tags are filters", key)
+		default:
+			return nil, fmt.Errorf("unknown query parameter %q: known parameters are %s", key, allowedKeys)
+		}
+	}
+	w, err := c.parseWatch(q)
+	if err != nil {
+		return nil, err
+	}
+	lq.watch = w
+	return lq, nil
+}
+
+// parseWatch reads ?index=N&wait=D. wait is a Go duration ("30s", "5m") or whole seconds, and is
+// clamped to MaxWait; without index there is no blocking and wait is ignored.
+func (c *Config) parseWatch(q url.Values) (watch, error) {
+	var w watch
+	if s := q.Get("index"); s != "" {
+		idx, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return w, fmt.Errorf("index: %q is not a non-negative integer; pass the %s header of the last response", s, api.IndexHeader)
+		}
+		w.blocking, w.index = true, idx
+	}
+	w.wait = c.DefaultWait
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			n, nerr := strconv.ParseUint(s, 10, 32)
+			if nerr != nil {
+				return w, fmt.Errorf("wait: %q is not a duration such as 30s or 5m", s)
+			}
+			d = time.Duration(n) * time.Second
+		}
+		if d < 0 {
+			return w, fmt.Errorf("wait: %q is negative", s)
+		}
+		w.wait = min(d, c.MaxWait)
+	}
+	return w, nil
+}
+
+// match reports whether in passes the query's filters.
+func (lq *listQuery) match(in *store.Instance) bool {
+	if lq.ids != nil && !slices.Contains(lq.ids, in.ID) {
+		return false
+	}
+	if lq.services != nil && !slices.Contains(lq.services, in.ServiceName) {
+		return false
+	}
+	switch {
+	case lq.all:
+	case lq.statuses != nil:
+		if !slices.Contains(lq.statuses, in.Status) {
+			return false
+		}
+	default:
+		if !routable(in.Status) {
+			return false
+		}
+	}
+	for _, t := range lq.tags {
+		if !slices.Contains(in.Tags, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// routable is the status filter of a query that names none: everything but instances that are
+// starting or out of service.
+func routable(status string) bool {
+	return status != api.StatusStarting && status != api.StatusOutOfService
+}
+
+// service is the one service the query is restricted to, if any, so the store can list just it.
+func (lq *listQuery) service() string {
+	if len(lq.services) == 1 {
+		return lq.services[0]
+	}
+	return ""
+}

@@ -26,6 +26,9 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Instances
 	started time.Time
+
+	draining context.Context // done once Drain is called
+	drain    context.CancelFunc
 }
 
 // New returns a registry server for cfg, with defaults filled in.
@@ -33,8 +36,14 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, started: time.Now()}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, started: time.Now()}
+	s.draining, s.drain = context.WithCancel(context.Background())
+	return s, nil
 }
+
+// Drain ends every blocking query now, each answering with the current state, and makes new ones
+// answer at once. Call it before http.Server.Shutdown, which would otherwise wait for them.
+func (s *Server) Drain() { s.drain() }
 
 // writeError writes the registry's error body, {"Error": "..."}.
 func writeError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
@@ -222,7 +231,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, wt watch, service 
 			d += rand.N(d/16 + 1)
 		}
 		wctx, cancel := context.WithTimeout(ctx, d)
+		stop := context.AfterFunc(s.draining, cancel)
 		_, err := s.store.Wait(wctx, ns, wt.index)
+		stop()
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			s.storeError(w, r, "watch", err)

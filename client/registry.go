@@ -1,0 +1,290 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/a8fabric/a8/api"
+)
+
+const indexHeader = api.IndexHeader
+
+// ErrInstanceGone is what Heartbeat and Deregister return for an instance the registry does not
+// hold (unknown, deregistered or expired: HTTP 410). After it, register again.
+var ErrInstanceGone = errors.New("instance is not registered")
+
+// Registry is a client of the registry API (Amalgam8's, plus blocking queries).
+type Registry struct {
+	b base
+}
+
+// RegistryConfig configures a Registry client.
+type RegistryConfig struct {
+	// URL of the registry, e.g. http://localhost:8080.
+	URL string
+	// Token is the bearer token (the namespace in trusted mode, a JWT in jwt mode); empty for none.
+	Token string
+	// HTTPClient to use; nil means one on http.DefaultTransport. Set no Timeout on it: each call is
+	// bounded by its context, and blocking queries by their wait.
+	HTTPClient *http.Client
+}
+
+// NewRegistry returns a client for cfg.
+func NewRegistry(cfg RegistryConfig) (*Registry, error) {
+	b, err := newBase(cfg.URL, cfg.Token, cfg.HTTPClient, "Error")
+	if err != nil {
+		return nil, fmt.Errorf("registry %w", err)
+	}
+	return &Registry{b: b}, nil
+}
+
+// Register registers an instance, or re-registers it (same service and endpoint: same id).
+func (c *Registry) Register(ctx context.Context, reg api.InstanceRegistration) (*api.RegistrationResponse, error) {
+	var out api.RegistrationResponse
+	if _, err := c.b.do(ctx, http.MethodPost, "/api/v1/instances", nil, nil, reg, &out); err != nil {
+		return nil, err
+	}
+	if out.ID == "" || out.TTL <= 0 {
+		return nil, fmt.Errorf("registry answered a registration without id or ttl: %+v", out)
+	}
+	return &out, nil
+}
+
+// Heartbeat renews an instance's lease. ErrInstanceGone means it must be registered again.
+func (c *Registry) Heartbeat(ctx context.Context, id string) error {
+	_, err := c.b.do(ctx, http.MethodPut, "/api/v1/instances/"+url.PathEscape(id)+"/heartbeat", nil, nil, nil, nil)
+	if isStatus(err, http.StatusGone) {
+		return fmt.Errorf("%w: %w", ErrInstanceGone, err)
+	}
+	return err
+}
+
+// Deregister removes an instance. ErrInstanceGone means it was not registered (any more).
+func (c *Registry) Deregister(ctx context.Context, id string) error {
+	_, err := c.b.do(ctx, http.MethodDelete, "/api/v1/instances/"+url.PathEscape(id), nil, nil, nil, nil)
+	if isStatus(err, http.StatusGone) {
+		return fmt.Errorf("%w: %w", ErrInstanceGone, err)
+	}
+	return err
+}
+
+// InstanceQuery filters a list of instances. Zero fields do not filter; with no Status only
+// routable instances (not STARTING, not OUT_OF_SERVICE) are listed; Status "ALL" lists every one.
+type InstanceQuery struct {
+	ServiceName string
+	Tags        []string // all of them
+	Status      string
+	Fields      []string // projection; id and endpoint always come
+}
+
+func (q InstanceQuery) values() url.Values {
+	v := url.Values{}
+	if q.ServiceName != "" {
+		v.Set("service_name", q.ServiceName)
+	}
+	if len(q.Tags) > 0 {
+		v.Set("tags", strings.Join(q.Tags, ","))
+	}
+	if q.Status != "" {
+		v.Set("status", q.Status)
+	}
+	if q.Fields != nil {
+		v.Set("fields", strings.Join(q.Fields, ","))
+	}
+	return v
+}
+
+// Instances lists the instances that match q; opts (may be nil) make it a blocking query.
+func (c *Registry) Instances(ctx context.Context, q InstanceQuery, opts *QueryOptions) ([]api.Instance, QueryMeta, error) {
+	var out api.InstanceList
+	meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/instances", q.values(), opts, nil, &out)
+	return out.Instances, meta, err
+}
+
+// Services lists the names of the services that have instances, of any status.
+func (c *Registry) Services(ctx context.Context, opts *QueryOptions) ([]string, QueryMeta, error) {
+	var out api.ServiceList
+	meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/services", nil, opts, nil, &out)
+	return out.Services, meta, err
+}
+
+// Service lists the instances of one service, of any status. A service without instances is an
+// empty list, not an error, so that it can be watched until it appears.
+func (c *Registry) Service(ctx context.Context, name string, opts *QueryOptions) ([]api.Instance, QueryMeta, error) {
+	var out api.ServiceInstances
+	meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(name), nil, opts, nil, &out)
+	if isStatus(err, http.StatusNotFound) {
+		return []api.Instance{}, meta, nil
+	}
+	return out.Instances, meta, err
+}
+
+// WatchOptions tune WatchInstances.
+type WatchOptions struct {
+	// Wait is how long each blocking query may be held (default 30s).
+	Wait time.Duration
+	// Poll is the interval against a registry without blocking queries (default 15s, Amalgam8's).
+	Poll time.Duration
+	// MinBackoff and MaxBackoff space out retries after errors (default 1s and 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// OnError, if set, is told of each failed query (the watch goes on retrying).
+	OnError func(error)
+}
+
+// WatchInstances calls fn with the instances matching q now and after every change, until ctx ends
+// (it then returns ctx's error). It uses blocking queries and falls back to polling a registry that
+// has none. Errors are retried with backoff; fn is never called with a failed result, so a caller
+// that keeps the last list keeps working while the registry is away.
+func (c *Registry) WatchInstances(ctx context.Context, q InstanceQuery, opts WatchOptions, fn func([]api.Instance, QueryMeta)) error {
+	if opts.Wait <= 0 {
+		opts.Wait = 30 * time.Second
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 15 * time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
+	}
+	bo := backoff{min: opts.MinBackoff, max: opts.MaxBackoff}
+	var (
+		last    QueryMeta
+		lastSet []api.Instance
+		first   = true
+	)
+	for {
+		var qo *QueryOptions
+		if !first && last.Indexed {
+			qo = &QueryOptions{WaitIndex: last.Index, WaitTime: opts.Wait}
+		}
+		list, meta, err := c.Instances(ctx, q, qo)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if opts.OnError != nil {
+				opts.OnError(err)
+			}
+			if !sleep(ctx, bo.next()) {
+				return ctx.Err()
+			}
+			continue
+		}
+		bo.reset()
+		changed := first || meta.Index != last.Index || meta.Indexed != last.Indexed
+		if !meta.Indexed && !changed {
+			changed = !sameInstances(list, lastSet)
+		}
+		if changed {
+			fn(list, meta)
+		}
+		first, last, lastSet = false, meta, list
+		if !meta.Indexed && !sleep(ctx, opts.Poll) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sameInstances compares two lists ignoring heartbeat times, which move without any real change.
+func sameInstances(a, b []api.Instance) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.LastHeartbeat, y.LastHeartbeat = nil, nil
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// KeepOptions tune KeepRegistered.
+type KeepOptions struct {
+	// OnRegistered, if set, is called after every (re-)registration.
+	OnRegistered func(api.RegistrationResponse)
+	// Logger receives warnings about failed calls; nil discards them.
+	Logger *slog.Logger
+	// MinBackoff and MaxBackoff space out retries while the registry is unreachable (default 1s, 30s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// KeepRegistered registers reg and keeps it registered until ctx ends, then deregisters it. It
+// heartbeats at a third of the TTL the registry granted, registers again when the registry has
+// forgotten the instance (410: it expired, or the registry restarted), and retries with backoff
+// while the registry is unreachable. It returns nil after deregistering, or the deregistration's
+// error.
+func (c *Registry) KeepRegistered(ctx context.Context, reg api.InstanceRegistration, opts KeepOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
+	}
+	bo := backoff{min: opts.MinBackoff, max: opts.MaxBackoff}
+	var id string
+	var interval, wait time.Duration // heartbeat interval; time to the next attempt
+	for {
+		if id == "" {
+			resp, err := c.Register(ctx, reg)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d := bo.next()
+				log.Warn("registration failed; retrying", "service", reg.ServiceName, "retry_in", d, "error", err)
+				if !sleep(ctx, d) {
+					return nil
+				}
+				continue
+			}
+			bo.reset()
+			id = resp.ID
+			interval = max(time.Duration(resp.TTL)*time.Second/3, 100*time.Millisecond)
+			wait = interval
+			if opts.OnRegistered != nil {
+				opts.OnRegistered(*resp)
+			}
+		}
+		if !sleep(ctx, wait) {
+			break
+		}
+		err := c.Heartbeat(ctx, id)
+		switch {
+		case err == nil:
+			bo.reset()
+			wait = interval
+		case errors.Is(err, ErrInstanceGone):
+			log.Info("registry no longer holds the instance; registering again", "service", reg.ServiceName, "id", id)
+			id = ""
+		case ctx.Err() != nil:
+		default:
+			// Keep the id: the lease may well outlive a short outage. Retry sooner than the interval.
+			wait = min(bo.next(), interval)
+			log.Warn("heartbeat failed; retrying", "service", reg.ServiceName, "id", id, "retry_in", wait, "error", err)
+		}
+	}
+	if id == "" {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := c.Deregister(dctx, id); err != nil && !errors.Is(err, ErrInstanceGone) {
+		return fmt.Errorf("deregister %s: %w", id, err)
+	}
+	return nil
+}

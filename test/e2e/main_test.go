@@ -1,0 +1,151 @@
+// Package e2e tests a8 as users run it: the real binaries, started as processes, talking over
+// loopback to each other and to a real redis-server.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// a8Bin is the a8 binary built once for the package.
+var a8Bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "a8-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	a8Bin = filepath.Join(dir, "a8")
+	build := exec.Command("go", "build", "-race", "-o", a8Bin, "github.com/a8fabric/a8/cmd/a8")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building a8:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running a8 process whose output is kept for failure reports.
+type process struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+	URL  string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRegistry starts "a8 registry" on a free port with args and env, and waits until it answers
+// /uptime with 200.
+func startRegistry(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	p := startRegistryWith(t, env, args)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.URL + "/uptime")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("a8 registry exited before it was ready: %v\n%s", err, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a8 registry not ready after 30s:\n%s", p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startRegistryWith starts "a8 registry" on a free port and returns at once.
+func startRegistryWith(t *testing.T, env, args []string) *process {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(a8Bin, append([]string{"registry", "--api_port", fmt.Sprint(port)}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &process{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1), URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if err := p.stop(); err != nil {
+			t.Errorf("a8 registry: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("a8 registry output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and returns how the process exited; after 15s it kills it.
+func (p *process) stop() error {
+	select {
+	case err := <-p.done: // already exited
+		p.done <- err
+		return err
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		err := <-p.done
+		p.done <- err
+		return fmt.Errorf("did not exit within 15s of SIGTERM (killed): %v", err)
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -13,3 +13,7 @@ func TestInstances_Conformance(t *testing.T) {
 		return memory.NewInstances(clock)
 	})
 }
+
+func BenchmarkInstances(b *testing.B) {
+	storetest.BenchmarkInstances(b, func(*testing.B) store.Instances { return memory.NewInstances(nil) })
+}

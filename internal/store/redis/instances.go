@@ -26,6 +26,7 @@ import (
 //	<prefix>:registry:{ns}:leases     hash  id -> "<last heartbeat ms> <ttl ms>" (ttl 0: never expires)
 //	<prefix>:registry:{ns}:expiry     zset  id -> expiry ms (neverExpires for OUT_OF_SERVICE)
 //	<prefix>:registry:{ns}:index      int   change index, INCR on every visible change
+//	<prefix>:registry:{ns}:service:<name>  set  ids of the service's instances (live or not yet reaped)
 //	<prefix>:registry:namespaces      set   namespaces that ever held an instance (for reaping)
 //	<prefix>:registry:changes         pub/sub channel, "<index> <ns>" after every change
 //
@@ -37,6 +38,14 @@ import (
 const neverExpires = "1000000000000000" // ms, year 33658
 
 const luaChunk = `
+local function unindex(svcbase, doc, id)
+  if doc then
+    local ok, v = pcall(cjson.decode, doc)
+    if ok and type(v) == 'table' and v.service_name then
+      redis.call('SREM', svcbase .. v.service_name, id)
+    end
+  end
+end
 local function chunked(cmd, key, ids)
   local out = {}
   for i = 1, #ids, 1000 do
@@ -49,15 +58,16 @@ local function chunked(cmd, key, ids)
 end
 `
 
-// KEYS: instances, leases, expiry, index, namespaces
-// ARGV: id, doc, now, ttl ms, expiry, capacity, ns, channel
-var registerScript = goredis.NewScript(`
+// KEYS: instances, leases, expiry, index, namespaces, service set
+// ARGV: id, doc, now, ttl ms, expiry, capacity, ns, channel, service set prefix
+var registerScript = goredis.NewScript(luaChunk + `
 local id, doc, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local exp = redis.call('ZSCORE', KEYS[3], id)
 local live = exp and tonumber(exp) >= now
 local lease = ARGV[3] .. ' ' .. ARGV[4]
+local old = redis.call('HGET', KEYS[1], id)
 if live then
-  if redis.call('HGET', KEYS[1], id) == doc then
+  if old == doc then
     redis.call('HSET', KEYS[2], id, lease)
     redis.call('ZADD', KEYS[3], ARGV[5], id)
     return {0, tonumber(redis.call('GET', KEYS[4]) or '0')}
@@ -65,6 +75,8 @@ if live then
 elseif tonumber(ARGV[6]) >= 0 and redis.call('ZCOUNT', KEYS[3], now, '+inf') >= tonumber(ARGV[6]) then
   return {-1, redis.call('ZCOUNT', KEYS[3], now, '+inf')}
 end
+unindex(ARGV[9], old, id)
+redis.call('SADD', KEYS[6], id)
 redis.call('HSET', KEYS[1], id, doc)
 redis.call('HSET', KEYS[2], id, lease)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
@@ -88,10 +100,11 @@ end
 return 1
 `)
 
-// KEYS: instances, leases, expiry, index; ARGV: id, now, ns, channel
-var deregisterScript = goredis.NewScript(`
+// KEYS: instances, leases, expiry, index; ARGV: id, now, ns, channel, service set prefix
+var deregisterScript = goredis.NewScript(luaChunk + `
 local exp = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if not exp then return 0 end
+unindex(ARGV[5], redis.call('HGET', KEYS[1], ARGV[1]), ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
@@ -101,17 +114,29 @@ if tonumber(exp) < tonumber(ARGV[2]) then return 0 end
 return 1
 `)
 
-// KEYS: instances, leases, expiry, index; ARGV: now
+// KEYS: instances, leases, expiry, index, service set (or none: the whole namespace); ARGV: now
 var listScript = goredis.NewScript(luaChunk + `
-local ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf')
+local ids
+if KEYS[5] then
+  ids = {}
+  local now = tonumber(ARGV[1])
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+    local exp = redis.call('ZSCORE', KEYS[3], id)
+    if exp and tonumber(exp) >= now then ids[#ids + 1] = id end
+  end
+else
+  ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf')
+end
 local idx = redis.call('GET', KEYS[4]) or '0'
 return {idx, ids, chunked('HMGET', KEYS[1], ids), chunked('HMGET', KEYS[2], ids)}
 `)
 
-// KEYS: instances, leases, expiry, index; ARGV: now, ns, channel
+// KEYS: instances, leases, expiry, index; ARGV: now, ns, channel, service set prefix
 var reapScript = goredis.NewScript(luaChunk + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
 if #ids == 0 then return 0 end
+local docs = chunked('HMGET', KEYS[1], ids)
+for i = 1, #ids do unindex(ARGV[4], docs[i], ids[i]) end
 chunked('HDEL', KEYS[1], ids)
 chunked('HDEL', KEYS[2], ids)
 chunked('ZREM', KEYS[3], ids)
@@ -219,6 +244,9 @@ func (s *Instances) keys(ns string) []string {
 	return []string{base + "instances", base + "leases", base + "expiry", base + "index"}
 }
 
+// serviceSets is the key prefix of ns's per-service id sets.
+func (s *Instances) serviceSets(ns string) string { return s.prefix + "{" + ns + "}:service:" }
+
 func (s *Instances) nowMS() int64 { return s.clock().UnixMilli() }
 
 // Register implements store.Instances.
@@ -235,9 +263,9 @@ func (s *Instances) Register(ctx context.Context, ns string, inst store.Instance
 		ttl = max(ttl, 1)
 		expiry = strconv.FormatInt(now+ttl, 10)
 	}
-	keys := append(s.keys(ns), s.prefix+"namespaces")
+	keys := append(s.keys(ns), s.prefix+"namespaces", s.serviceSets(ns)+inst.ServiceName)
 	res, err := registerScript.Run(ctx, s.client, keys,
-		inst.ID, doc, now, ttl, expiry, capacity, ns, s.channel).Int64Slice()
+		inst.ID, doc, now, ttl, expiry, capacity, ns, s.channel, s.serviceSets(ns)).Int64Slice()
 	if err != nil {
 		return store.Instance{}, unavailable("register", err)
 	}
@@ -263,7 +291,7 @@ func (s *Instances) Renew(ctx context.Context, ns, id string) error {
 
 // Deregister implements store.Instances.
 func (s *Instances) Deregister(ctx context.Context, ns, id string) error {
-	ok, err := deregisterScript.Run(ctx, s.client, s.keys(ns), id, s.nowMS(), ns, s.channel).Int()
+	ok, err := deregisterScript.Run(ctx, s.client, s.keys(ns), id, s.nowMS(), ns, s.channel, s.serviceSets(ns)).Int()
 	if err != nil {
 		return unavailable("deregister", err)
 	}
@@ -275,7 +303,11 @@ func (s *Instances) Deregister(ctx context.Context, ns, id string) error {
 
 // List implements store.Instances.
 func (s *Instances) List(ctx context.Context, ns, service string) (store.InstanceList, error) {
-	res, err := listScript.Run(ctx, s.client, s.keys(ns), s.nowMS()).Slice()
+	keys := s.keys(ns)
+	if service != "" {
+		keys = append(keys, s.serviceSets(ns)+service)
+	}
+	res, err := listScript.Run(ctx, s.client, keys, s.nowMS()).Slice()
 	if err != nil {
 		return store.InstanceList{}, unavailable("list", err)
 	}
@@ -364,7 +396,7 @@ func (s *Instances) Reap(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, ns := range names {
-		n, err := reapScript.Run(ctx, s.client, s.keys(ns), s.nowMS(), ns, s.channel).Int()
+		n, err := reapScript.Run(ctx, s.client, s.keys(ns), s.nowMS(), ns, s.channel, s.serviceSets(ns)).Int()
 		if err != nil {
 			return total, unavailable("reap", err)
 		}

@@ -113,3 +113,16 @@ func TestInstances_Outage(t *testing.T) {
 		t.Fatalf("List after recovery = %+v, %v", l, err)
 	}
 }
+
+func BenchmarkInstances(b *testing.B) {
+	srv := redistest.Start(b)
+	storetest.BenchmarkInstances(b, func(b *testing.B) store.Instances {
+		c, err := redisstore.NewClient(redisstore.ClientOptions{Address: srv.Addr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := redisstore.NewInstances(c, redisstore.InstancesOptions{Prefix: fmt.Sprintf("b%d", prefixes.Add(1))})
+		b.Cleanup(func() { s.Close(); c.Close() })
+		return s
+	})
+}

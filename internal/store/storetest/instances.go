@@ -137,6 +137,11 @@ func testRegisterReplaces(t *testing.T, newStore InstancesFactory) {
 	if l.Index != 2 {
 		t.Fatalf("index = %d after a changed re-registration, want 2", l.Index)
 	}
+	// The same id moving to another service (Eureka ids do not include the service) leaves the old one.
+	in.ServiceName = "ratings"
+	mustRegister(t, s, ns, in)
+	sameIDs(t, mustList(t, s, ns, "reviews"))
+	sameIDs(t, mustList(t, s, ns, "ratings"), in.ID)
 }
 
 func testRegisterSameContentKeepsIndex(t *testing.T, newStore InstancesFactory) {

@@ -120,8 +120,9 @@ func (c *Registry) Services(ctx context.Context, opts *QueryOptions) ([]string, 
 func (c *Registry) Service(ctx context.Context, name string, opts *QueryOptions) ([]api.Instance, QueryMeta, error) {
 	var out api.ServiceInstances
 	meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(name), nil, opts, nil, &out)
-	if isStatus(err, http.StatusNotFound) {
-		return []api.Instance{}, meta, nil
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == http.StatusNotFound && se.Message != "Resource not found" {
+		return []api.Instance{}, meta, nil // the service has no instances (not: the URL is wrong)
 	}
 	return out.Instances, meta, err
 }
@@ -209,6 +210,20 @@ func sameInstances(a, b []api.Instance) bool {
 	return true
 }
 
+// permanent reports whether a failed call will fail the same way if retried: a 4xx other than
+// 403 (a namespace at capacity may have room later), 408, 410 and 429.
+func permanent(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code < 400 || se.Code > 499 {
+		return false
+	}
+	switch se.Code {
+	case http.StatusForbidden, http.StatusRequestTimeout, http.StatusGone, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
 // KeepOptions tune KeepRegistered.
 type KeepOptions struct {
 	// OnRegistered, if set, is called after every (re-)registration.
@@ -222,8 +237,12 @@ type KeepOptions struct {
 // KeepRegistered registers reg and keeps it registered until ctx ends, then deregisters it. It
 // heartbeats at a third of the TTL the registry granted, registers again when the registry has
 // forgotten the instance (410: it expired, or the registry restarted), and retries with backoff
-// while the registry is unreachable. It returns nil after deregistering, or the deregistration's
-// error.
+// while the registry is unreachable or refuses for now (5xx, 403 capacity, 429). It returns nil
+// after deregistering, the deregistration's error, or at once an error that retrying cannot fix: a
+// registration the registry rejects (400), a refused token (401), a wrong URL (404).
+//
+// If ctx ends while a registration is in flight, the registry may hold the instance until its TTL
+// runs out.
 func (c *Registry) KeepRegistered(ctx context.Context, reg api.InstanceRegistration, opts KeepOptions) error {
 	log := opts.Logger
 	if log == nil {
@@ -244,6 +263,9 @@ func (c *Registry) KeepRegistered(ctx context.Context, reg api.InstanceRegistrat
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
+				}
+				if permanent(err) {
+					return fmt.Errorf("registering %s: %w", reg.ServiceName, err)
 				}
 				d := bo.next()
 				log.Warn("registration failed; retrying", "service", reg.ServiceName, "retry_in", d, "error", err)

@@ -299,3 +299,22 @@ func TestRegistry_KeepRegistered(t *testing.T) {
 		t.Fatal("instance still registered after the keeper stopped")
 	}
 }
+
+func TestRegistry_KeepRegisteredStopsOnPermanentErrors(t *testing.T) {
+	c, _ := newRegistry(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := c.KeepRegistered(ctx, api.InstanceRegistration{ServiceName: "x"}, client.KeepOptions{MinBackoff: time.Millisecond})
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.Code != 400 || ctx.Err() != nil {
+		t.Fatalf("KeepRegistered with an invalid registration = %v; want the 400 at once", err)
+	}
+}
+
+func TestRegistry_ServiceWrongURL(t *testing.T) {
+	_, srv := newRegistry(t, nil)
+	c, _ := client.NewRegistry(client.RegistryConfig{URL: srv.URL + "/not-the-registry"})
+	if _, _, err := c.Service(context.Background(), "x", nil); err == nil {
+		t.Fatal("Service against a wrong base URL returned no error")
+	}
+}

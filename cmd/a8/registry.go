@@ -39,6 +39,7 @@ type registryFlags struct {
 	storePassword     string
 	storeDB           int
 	reapInterval      time.Duration
+	replication       bool
 }
 
 func (f *registryFlags) register(fs *flag.FlagSet) {
@@ -57,6 +58,22 @@ func (f *registryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.storePassword, "store_password", "", "Redis password, with --store redis")
 	fs.IntVar(&f.storeDB, "store_db", 0, "Redis database number, with --store redis")
 	fs.DurationVar(&f.reapInterval, "reap_interval", time.Second, "how often expired instances are removed and watchers told")
+	// Amalgam8's in-memory peer replication: a8 replicates through Redis instead. The flags are
+	// known so that an Amalgam8 command line gets a clear answer rather than "flag not defined".
+	fs.BoolVar(&f.replication, "replication", false, "Amalgam8's peer replication: not supported, use --store redis with several replicas")
+	for _, name := range []string{"replication_port", "cluster_dir", "cluster_size", "sync_timeout"} {
+		fs.String(name, "", "Amalgam8 replication setting: not supported (see --replication)")
+	}
+}
+
+func (f *registryFlags) validate() error {
+	if f.replication {
+		return errors.New("--replication: a8 does not replicate between in-memory registries; run several registries with --store redis --store_address host:port, they share one state")
+	}
+	if f.namespaceCapacity == 0 || f.namespaceCapacity < -1 {
+		return fmt.Errorf("--namespace_capacity %d: use -1 for unlimited or a positive number of instances", f.namespaceCapacity)
+	}
+	return nil
 }
 
 func runRegistry(ctx context.Context, args []string, stderr io.Writer) error {
@@ -70,6 +87,9 @@ func runRegistry(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("a8 registry takes no arguments, got %q", fs.Args())
+	}
+	if err := f.validate(); err != nil {
+		return err
 	}
 	log, err := logging.New(stderr, f.logLevel, f.logFormat)
 	if err != nil {

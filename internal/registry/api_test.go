@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/a8fabric/a8/internal/auth"
 	"github.com/a8fabric/a8/internal/registry"
 )
@@ -469,4 +471,59 @@ func TestRegistry_RedisOutage(t *testing.T) {
 			t.Fatalf("after recovery: %v", got)
 		}
 	})
+}
+
+func TestRegistry_JWT(t *testing.T) {
+	a, err := auth.New("jwt", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newMemoryEnv(t, func(c *registry.Config) { c.Auth = a })
+	sign := func(claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("s3cret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	teamA := sign(jwt.MapClaims{"namespace": "team-a", "exp": time.Now().Add(time.Hour).Unix()})
+	e.register(teamA, reg("reviews", "h:1"))
+	if got := e.list(sign(jwt.MapClaims{"namespace": "team-a"}), ""); len(got) != 1 {
+		t.Fatalf("same namespace, another token: %v", got)
+	}
+	if got := e.list(sign(jwt.MapClaims{"namespace": "team-b"}), ""); len(got) != 0 {
+		t.Fatalf("team-b sees team-a's instances: %v", got)
+	}
+	for name, token := range map[string]string{
+		"expired":   sign(jwt.MapClaims{"namespace": "team-a", "exp": time.Now().Add(-time.Minute).Unix()}),
+		"no claim":  sign(jwt.MapClaims{"sub": "x"}),
+		"not a JWT": "team-a",
+	} {
+		if r := e.do("GET", "/api/v1/instances", token, nil); r.code != 401 {
+			t.Errorf("%s token: %s, want 401", name, r)
+		}
+	}
+}
+
+func TestRegistry_RequireHTTPS(t *testing.T) {
+	e := newMemoryEnv(t, func(c *registry.Config) { c.RequireHTTPS = true })
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(e.url + "/api/v1/instances?service_name=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 301 || !strings.HasPrefix(loc, "https://") || !strings.HasSuffix(loc, "/api/v1/instances?service_name=x") {
+		t.Fatalf("plain HTTP: %d Location %q, want 301 to https", resp.StatusCode, loc)
+	}
+	req, _ := http.NewRequest("GET", e.url+"/api/v1/instances", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("behind a TLS-terminating proxy: %d, want 200", resp.StatusCode)
+	}
 }

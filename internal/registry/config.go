@@ -32,7 +32,7 @@ type Config struct {
 	// DefaultTTL applies when a registration gives none; MinTTL and MaxTTL clamp the rest.
 	// Defaults: 30s, 10s, 10m (Amalgam8's). All are whole seconds.
 	DefaultTTL, MinTTL, MaxTTL time.Duration
-	// NamespaceCapacity caps the instances of one namespace; -1 (or 0 in a zero Config) is unlimited.
+	// NamespaceCapacity caps the instances of one namespace; -1, or 0 (the zero Config), is unlimited.
 	NamespaceCapacity int
 	// ReapInterval is how often expired instances are removed so watchers learn of it. Default 1s.
 	ReapInterval time.Duration

@@ -137,14 +137,14 @@ func (s *Server) Run(ctx context.Context) error {
 // storeError answers a failed store operation.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	switch {
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
 	case errors.Is(err, store.ErrCapacity):
 		writeError(w, r, http.StatusForbidden, fmt.Sprintf("%s refused: %v (--namespace_capacity %d)", op, err, s.cfg.NamespaceCapacity))
 	case errors.Is(err, store.ErrUnavailable):
 		s.log.Warn("registry store unavailable", "op", op, "error", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, r, http.StatusServiceUnavailable, fmt.Sprintf("%s failed: the registry's store is unavailable, retry later (%v)", op, err))
-	case r.Context().Err() != nil:
-		// The client went away; nobody reads an answer.
 	default:
 		s.log.Error("registry store failed", "op", op, "error", err)
 		writeError(w, r, http.StatusInternalServerError, fmt.Sprintf("%s failed: %v", op, err))
@@ -220,17 +220,22 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// jittered adds up to 1/16 to a wait, so that watchers that started together do not all wake
+// together (as Consul does), without going past MaxWait.
+func (c *Config) jittered(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return min(d+rand.N(d/16+1), c.MaxWait)
+}
+
 // list answers a read, first blocking until the tenant's index moves past the client's if the query
 // asks to, and sets the index header. ok is false when an error was already written.
 func (s *Server) list(w http.ResponseWriter, r *http.Request, wt watch, service string) (l store.InstanceList, ok bool) {
 	ctx := r.Context()
 	ns := auth.Namespace(ctx)
 	if wt.blocking {
-		d := wt.wait
-		if d > 0 { // spread the wake-ups of watchers that started together, as Consul does
-			d += rand.N(d/16 + 1)
-		}
-		wctx, cancel := context.WithTimeout(ctx, d)
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.jittered(wt.wait))
 		stop := context.AfterFunc(s.draining, cancel)
 		_, err := s.store.Wait(wctx, ns, wt.index)
 		stop()

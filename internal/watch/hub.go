@@ -16,7 +16,8 @@ type Hub struct {
 
 type topic struct {
 	index   uint64
-	changed chan struct{} // closed and replaced when index rises
+	changed chan struct{} // closed and replaced when index changes
+	waiters int
 }
 
 // NewHub returns an empty hub.
@@ -46,6 +47,20 @@ func (h *Hub) Publish(key string, index uint64) {
 	h.mu.Unlock()
 }
 
+// Reset sets key's index to index even if that is lower, waking waiters if it changed. A store uses it
+// when its backend's index went backwards (Redis lost its data), so that the hub does not keep
+// answering with an index that no longer exists.
+func (h *Hub) Reset(key string, index uint64) {
+	h.mu.Lock()
+	t := h.topic(key)
+	if index != t.index {
+		t.index = index
+		close(t.changed)
+		t.changed = make(chan struct{})
+	}
+	h.mu.Unlock()
+}
+
 // Index returns the latest index published for key (0 if none).
 func (h *Hub) Index(key string) uint64 {
 	h.mu.Lock()
@@ -60,18 +75,33 @@ func (h *Hub) Index(key string) uint64 {
 // knows. An index below after (the store was reset) returns at once, so a client holding an index
 // from before a restart is not stuck. On ctx expiry it returns the current index and ctx's error.
 func (h *Hub) Wait(ctx context.Context, key string, after uint64) (uint64, error) {
-	for {
-		h.mu.Lock()
-		t := h.topic(key)
-		idx, ch := t.index, t.changed
-		h.mu.Unlock()
-		if idx != after {
-			return idx, nil
+	h.mu.Lock()
+	t := h.topic(key)
+	t.waiters++
+	defer func() {
+		// Forget a topic nobody waits on and nothing was ever published to, so that watches on
+		// made-up keys (tenants without data) do not accumulate.
+		t.waiters--
+		if t.waiters == 0 && t.index == 0 && h.topics[key] == t {
+			delete(h.topics, key)
 		}
+		h.mu.Unlock()
+	}()
+	for {
+		if t.index != after {
+			return t.index, nil
+		}
+		ch := t.changed
+		h.mu.Unlock()
+		var err error
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return h.Index(key), ctx.Err()
+			err = ctx.Err()
+		}
+		h.mu.Lock()
+		if err != nil {
+			return t.index, err
 		}
 	}
 }

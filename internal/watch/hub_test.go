@@ -62,3 +62,31 @@ func TestHub_PublishIgnoresLowerIndex(t *testing.T) {
 		t.Fatalf("Index = %d, want 5", got)
 	}
 }
+
+func TestHub_ResetLowersAndWakes(t *testing.T) {
+	h := NewHub()
+	h.Publish("a", 9)
+	done := make(chan uint64, 1)
+	go func() { idx, _ := h.Wait(context.Background(), "a", 9); done <- idx }()
+	h.Reset("a", 2)
+	if got := <-done; got != 2 {
+		t.Fatalf("waiter woke with %d, want 2", got)
+	}
+	h.Publish("a", 3)
+	if got := h.Index("a"); got != 3 {
+		t.Fatalf("Index = %d after Reset(2), Publish(3)", got)
+	}
+}
+
+func TestHub_ForgetsIdleEmptyTopics(t *testing.T) {
+	h := NewHub()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, _ = h.Wait(ctx, "nobody", 0)
+	h.mu.Lock()
+	n := len(h.topics)
+	h.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d topics kept after a watch on a key with no data", n)
+	}
+}

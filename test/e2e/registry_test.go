@@ -122,6 +122,11 @@ func TestRegistry_TwoReplicasOnOneRedis(t *testing.T) {
 		t.Fatalf("watch on replica b after a registration on a: %+v %v", r.list, r.err)
 	}
 	t.Logf("cross-replica watch woke %v after it was opened", r.took)
+	// 200ms of that is the pause before the registration. Well under the 5s index recheck: the wake
+	// came through pub/sub.
+	if r.took > 3*time.Second {
+		t.Fatalf("the watch on replica b woke %v after it was opened: not by pub/sub", r.took)
+	}
 	if l, _, _ := other.Instances(ctx, client.InstanceQuery{}, nil); len(l) != 0 {
 		t.Fatalf("tenant team-b sees team-a's instances through replica b: %+v", l)
 	}

@@ -3,6 +3,7 @@
 package redis
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -51,7 +52,51 @@ func NewClient(opts ClientOptions) (goredis.UniversalClient, error) {
 	return goredis.NewClient(o), nil
 }
 
-// unavailable marks err as a failure to reach Redis, keeping its text for the operator.
-func unavailable(op string, err error) error {
+// storeErr classifies a failed Redis call: a cancelled or expired context is returned as it is (the
+// caller went away); a connection problem, or Redis saying it cannot serve now (loading, read-only
+// replica, failover), is store.ErrUnavailable, which callers answer with 503; any other reply is a
+// plain error (a bug or a misconfiguration), which callers answer with 500.
+func storeErr(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) && !errors.Is(err, goredis.ErrClosed) {
+		msg := rerr.Error()
+		for _, transient := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "NOREPLICAS"} {
+			if strings.HasPrefix(msg, transient) {
+				return fmt.Errorf("redis %s: %w: %w", op, store.ErrUnavailable, err)
+			}
+		}
+		return fmt.Errorf("redis %s: %w", op, err)
+	}
 	return fmt.Errorf("redis %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// KeyPart escapes s for use inside a Redis key, so that no tenant or service name can reach into
+// another's keys: '%', '{', '}', ':' and bytes outside printable ASCII are percent-encoded.
+func KeyPart(s string) string {
+	const hex = "0123456789ABCDEF"
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '%' || c == '{' || c == '}' || c == ':' || c <= ' ' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' || c == '{' || c == '}' || c == ':' || c <= ' ' || c >= 0x7f {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

@@ -27,7 +27,9 @@ import (
 //	<prefix>:registry:{ns}:expiry     zset  id -> expiry ms (neverExpires for OUT_OF_SERVICE)
 //	<prefix>:registry:{ns}:index      int   change index, INCR on every visible change
 //	<prefix>:registry:{ns}:service:<name>  set  ids of the service's instances (live or not yet reaped)
-//	<prefix>:registry:namespaces      set   namespaces that ever held an instance (for reaping)
+//	<prefix>:registry:namespaces      set   namespaces that hold instances (for reaping)
+//
+// ns and <name> are escaped with KeyPart, so no name can reach into another tenant's keys.
 //	<prefix>:registry:changes         pub/sub channel, "<index> <ns>" after every change
 //
 // Every operation is one Lua script, so it is atomic across replicas. Expiry is by score, not by
@@ -38,11 +40,14 @@ import (
 const neverExpires = "1000000000000000" // ms, year 33658
 
 const luaChunk = `
+local function keyPart(s)
+  return (string.gsub(s, '[%%{}:%c%s\128-\255]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
 local function unindex(svcbase, doc, id)
   if doc then
     local ok, v = pcall(cjson.decode, doc)
-    if ok and type(v) == 'table' and v.service_name then
-      redis.call('SREM', svcbase .. v.service_name, id)
+    if ok and type(v) == 'table' and type(v.service_name) == 'string' then
+      redis.call('SREM', svcbase .. keyPart(v.service_name), id)
     end
   end
 end
@@ -131,8 +136,12 @@ local idx = redis.call('GET', KEYS[4]) or '0'
 return {idx, ids, chunked('HMGET', KEYS[1], ids), chunked('HMGET', KEYS[2], ids)}
 `)
 
-// KEYS: instances, leases, expiry, index; ARGV: now, ns, channel, service set prefix
+// KEYS: instances, leases, expiry, index, namespaces; ARGV: now, ns, channel, service set prefix
 var reapScript = goredis.NewScript(luaChunk + `
+if redis.call('ZCARD', KEYS[3]) == 0 then
+  redis.call('SREM', KEYS[5], ARGV[2])
+  return 0
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
 if #ids == 0 then return 0 end
 local docs = chunked('HMGET', KEYS[1], ids)
@@ -240,12 +249,13 @@ func (s *Instances) listen(ctx context.Context, ps *goredis.PubSub) {
 }
 
 func (s *Instances) keys(ns string) []string {
-	base := s.prefix + "{" + ns + "}:"
+	base := s.prefix + "{" + KeyPart(ns) + "}:"
 	return []string{base + "instances", base + "leases", base + "expiry", base + "index"}
 }
 
-// serviceSets is the key prefix of ns's per-service id sets.
-func (s *Instances) serviceSets(ns string) string { return s.prefix + "{" + ns + "}:service:" }
+// serviceSets is the key prefix of ns's per-service id sets; the Lua scripts append the service
+// name escaped the same way (see keyPart in luaChunk).
+func (s *Instances) serviceSets(ns string) string { return s.prefix + "{" + KeyPart(ns) + "}:service:" }
 
 func (s *Instances) nowMS() int64 { return s.clock().UnixMilli() }
 
@@ -263,11 +273,11 @@ func (s *Instances) Register(ctx context.Context, ns string, inst store.Instance
 		ttl = max(ttl, 1)
 		expiry = strconv.FormatInt(now+ttl, 10)
 	}
-	keys := append(s.keys(ns), s.prefix+"namespaces", s.serviceSets(ns)+inst.ServiceName)
+	keys := append(s.keys(ns), s.prefix+"namespaces", s.serviceSets(ns)+KeyPart(inst.ServiceName))
 	res, err := registerScript.Run(ctx, s.client, keys,
 		inst.ID, doc, now, ttl, expiry, capacity, ns, s.channel, s.serviceSets(ns)).Int64Slice()
 	if err != nil {
-		return store.Instance{}, unavailable("register", err)
+		return store.Instance{}, storeErr(ctx, "register", err)
 	}
 	if res[0] < 0 {
 		return store.Instance{}, fmt.Errorf("namespace %q holds %d instances: %w", ns, res[1], store.ErrCapacity)
@@ -281,7 +291,7 @@ func (s *Instances) Renew(ctx context.Context, ns, id string) error {
 	k := s.keys(ns)
 	ok, err := renewScript.Run(ctx, s.client, []string{k[1], k[2]}, id, s.nowMS()).Int()
 	if err != nil {
-		return unavailable("renew", err)
+		return storeErr(ctx, "renew", err)
 	}
 	if ok == 0 {
 		return store.ErrNotFound
@@ -293,7 +303,7 @@ func (s *Instances) Renew(ctx context.Context, ns, id string) error {
 func (s *Instances) Deregister(ctx context.Context, ns, id string) error {
 	ok, err := deregisterScript.Run(ctx, s.client, s.keys(ns), id, s.nowMS(), ns, s.channel, s.serviceSets(ns)).Int()
 	if err != nil {
-		return unavailable("deregister", err)
+		return storeErr(ctx, "deregister", err)
 	}
 	if ok == 0 {
 		return store.ErrNotFound
@@ -305,11 +315,11 @@ func (s *Instances) Deregister(ctx context.Context, ns, id string) error {
 func (s *Instances) List(ctx context.Context, ns, service string) (store.InstanceList, error) {
 	keys := s.keys(ns)
 	if service != "" {
-		keys = append(keys, s.serviceSets(ns)+service)
+		keys = append(keys, s.serviceSets(ns)+KeyPart(service))
 	}
 	res, err := listScript.Run(ctx, s.client, keys, s.nowMS()).Slice()
 	if err != nil {
-		return store.InstanceList{}, unavailable("list", err)
+		return store.InstanceList{}, storeErr(ctx, "list", err)
 	}
 	if len(res) != 4 {
 		return store.InstanceList{}, fmt.Errorf("redis list: unexpected reply of %d parts", len(res))
@@ -357,22 +367,45 @@ func (s *Instances) index(ctx context.Context, ns string) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, unavailable("read index", err)
+		return 0, storeErr(ctx, "read index", err)
 	}
 	return v, nil
+}
+
+// syncIndex reads ns's index from Redis and brings the hub to it. An index below the hub's is either
+// a read that raced a change the hub already heard of, or Redis going backwards (it lost its data,
+// or a lagging replica took over). A second read tells them apart: after a race it is at least the
+// hub's; after a loss it is still below, and the hub is reset so watchers do not spin on an index
+// that no longer exists.
+func (s *Instances) syncIndex(ctx context.Context, ns string) (uint64, error) {
+	idx, err := s.index(ctx, ns)
+	if err != nil {
+		return 0, err
+	}
+	if h := s.hub.Index(ns); idx < h {
+		if idx, err = s.index(ctx, ns); err != nil {
+			return 0, err
+		}
+		if idx < h {
+			s.log.Warn("registry index went backwards in Redis; did Redis lose its data?", "namespace", ns, "was", h, "now", idx)
+			s.hub.Reset(ns, idx)
+			return idx, nil
+		}
+	}
+	s.hub.Publish(ns, idx)
+	return idx, nil
 }
 
 // Wait implements store.Instances.
 func (s *Instances) Wait(ctx context.Context, ns string, after uint64) (uint64, error) {
 	for {
-		idx, err := s.index(ctx, ns)
+		idx, err := s.syncIndex(ctx, ns)
 		if err != nil {
 			if ctx.Err() != nil {
 				return after, ctx.Err()
 			}
 			return 0, err
 		}
-		s.hub.Publish(ns, idx)
 		if idx != after {
 			return idx, nil
 		}
@@ -392,13 +425,13 @@ func (s *Instances) Wait(ctx context.Context, ns string, after uint64) (uint64, 
 func (s *Instances) Reap(ctx context.Context) (int, error) {
 	names, err := s.client.SMembers(ctx, s.prefix+"namespaces").Result()
 	if err != nil {
-		return 0, unavailable("list namespaces", err)
+		return 0, storeErr(ctx, "list namespaces", err)
 	}
 	total := 0
 	for _, ns := range names {
-		n, err := reapScript.Run(ctx, s.client, s.keys(ns), s.nowMS(), ns, s.channel, s.serviceSets(ns)).Int()
+		n, err := reapScript.Run(ctx, s.client, append(s.keys(ns), s.prefix+"namespaces"), s.nowMS(), ns, s.channel, s.serviceSets(ns)).Int()
 		if err != nil {
-			return total, unavailable("reap", err)
+			return total, storeErr(ctx, "reap", err)
 		}
 		total += n
 	}
@@ -408,7 +441,7 @@ func (s *Instances) Reap(ctx context.Context) (int, error) {
 // Ping implements store.Instances.
 func (s *Instances) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return unavailable("ping", err)
+		return storeErr(ctx, "ping", err)
 	}
 	return nil
 }

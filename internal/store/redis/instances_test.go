@@ -16,7 +16,7 @@ import (
 
 var prefixes atomic.Int64
 
-func newStore(t *testing.T, addr string, prefix string, clock store.Clock) store.Instances {
+func newStore(t *testing.T, addr string, prefix string, clock store.Clock) *redisstore.Instances {
 	t.Helper()
 	c, err := redisstore.NewClient(redisstore.ClientOptions{Address: addr})
 	if err != nil {
@@ -125,4 +125,69 @@ func BenchmarkInstances(b *testing.B) {
 		b.Cleanup(func() { s.Close(); c.Close() })
 		return s
 	})
+}
+
+// When Redis loses its data (restart without persistence, failover to an empty replica) the index
+// goes back to 0. A watch at the new index must block until the next change, not spin.
+func TestInstances_IndexGoesBackwards(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Addr, "regress", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := store.Instance{ID: "i1", ServiceName: "reviews", Endpoint: store.Endpoint{Type: "http", Value: "10.0.0.1:80"}, Status: "UP", TTL: 30 * time.Second}
+	for i := range 5 {
+		in.Tags = []string{fmt.Sprint(i)}
+		if _, err := s.Register(ctx, "ns", in, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if idx, err := s.Wait(ctx, "ns", 0); err != nil || idx != 5 {
+		t.Fatalf("Wait = %d, %v; want 5", idx, err)
+	}
+	c, _ := redisstore.NewClient(redisstore.ClientOptions{Address: srv.Addr})
+	defer c.Close()
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher learns the new index (0) once...
+	if idx, err := s.Wait(ctx, "ns", 5); err != nil || idx != 0 {
+		t.Fatalf("Wait after the data loss = %d, %v; want 0", idx, err)
+	}
+	// ...and then waits at it instead of returning at once forever.
+	wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer wcancel()
+	if idx, err := s.Wait(wctx, "ns", 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait at the new index returned %d, %v at once; want it to block", idx, err)
+	}
+	woke := make(chan uint64, 1)
+	go func() { idx, _ := s.Wait(ctx, "ns", 0); woke <- idx }()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := s.Register(ctx, "ns", in, -1); err != nil {
+		t.Fatal(err)
+	}
+	if idx := <-woke; idx != 1 {
+		t.Fatalf("woke at %d, want 1", idx)
+	}
+}
+
+// Errors that are not about reaching Redis are not reported as "unavailable" (which clients retry).
+func TestInstances_ErrorClassification(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Addr, "cls", nil)
+	c, _ := redisstore.NewClient(redisstore.ClientOptions{Address: srv.Addr})
+	defer c.Close()
+	ctx := context.Background()
+	// Sabotage: a key of the wrong type where the store keeps its index.
+	if err := c.HSet(ctx, "cls:registry:{ns}:index", "x", "y").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Wait(ctx, "ns", 0)
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("WRONGTYPE reply classified as %v; want a plain error", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.List(cctx, "ns", ""); !errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("List with a cancelled context = %v; want context.Canceled", err)
+	}
 }

@@ -30,6 +30,7 @@ func TestInstances(t *testing.T, newStore InstancesFactory) {
 		{"OutOfServiceNeverExpires", testOutOfServiceNeverExpires},
 		{"ReRegisterAfterExpiry", testReRegisterAfterExpiry},
 		{"TenantsAreIsolated", testTenantsAreIsolated},
+		{"NamesCannotCollide", testNamesCannotCollide},
 		{"Capacity", testCapacity},
 		{"ListByService", testListByService},
 		{"WaitReturnsAtOnceWhenBehind", testWaitReturnsAtOnceWhenBehind},
@@ -485,4 +486,41 @@ func testConcurrentUse(t *testing.T, newStore InstancesFactory) {
 	if want := uint64(workers * (each + each/2)); l.Index != want {
 		t.Fatalf("index = %d, want %d (one per register and deregister)", l.Index, want)
 	}
+}
+
+// Names with the characters a backend might use to build keys ({, }, :, %, spaces, non-ASCII) must not
+// let one tenant or service reach into another's data.
+func testNamesCannotCollide(t *testing.T, newStore InstancesFactory) {
+	s := newStore(t, NewClock().Now)
+	ctx := context.Background()
+	weird := []string{"x", "x}:service:s", "x}", "{x}", "x%7D", "x:y", "x y", "é✓", "x\tz"}
+	for i, tenant := range weird {
+		for j, service := range weird {
+			in := instance(service, fmt.Sprintf("10.0.%d.%d:80", i, j))
+			in.ID = fmt.Sprintf("id-%d-%d", i, j)
+			if _, err := s.Register(ctx, tenant, in, -1); err != nil {
+				t.Fatalf("Register(tenant %q, service %q): %v", tenant, service, err)
+			}
+		}
+	}
+	for i, tenant := range weird {
+		l := mustList(t, s, tenant, "")
+		if len(l.Instances) != len(weird) || l.Index != uint64(len(weird)) {
+			t.Fatalf("tenant %q: %d instances at index %d, want %d at %d", tenant, len(l.Instances), l.Index, len(weird), len(weird))
+		}
+		for j, service := range weird {
+			sameIDs(t, mustList(t, s, tenant, service), fmt.Sprintf("id-%d-%d", i, j))
+		}
+	}
+	// Moving an instance between oddly named services updates both service views.
+	in := instance("{a}:b", "10.9.9.9:80")
+	mustRegister(t, s, "x}", in)
+	in.ServiceName = "c%d é"
+	mustRegister(t, s, "x}", in)
+	sameIDs(t, mustList(t, s, "x}", "{a}:b"))
+	sameIDs(t, mustList(t, s, "x}", "c%d é"), in.ID)
+	if err := s.Deregister(ctx, "x}", in.ID); err != nil {
+		t.Fatal(err)
+	}
+	sameIDs(t, mustList(t, s, "x}", "c%d é"))
 }

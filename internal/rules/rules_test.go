@@ -19,7 +19,9 @@ func route(dest string, backends ...api.Backend) api.Rule {
 	return api.Rule{Destination: dest, Route: &api.Route{Backends: backends}}
 }
 
-func backend(weight *float64, tags ...string) api.Backend { return api.Backend{Tags: tags, Weight: weight} }
+func backend(weight *float64, tags ...string) api.Backend {
+	return api.Backend{Tags: tags, Weight: weight}
+}
 
 func TestValidate(t *testing.T) {
 	ok := route("reviews", backend(nil, "version=v1"))

@@ -1,26 +1,22 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"cmp"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/a8fabric/a8/internal/store"
-	"github.com/a8fabric/a8/internal/watch"
 )
 
-// Data model, per namespace (the {ns} hash tag keeps a tenant's keys in one Redis Cluster slot):
+// Data model, per namespace:
 //
 //	<prefix>:registry:{ns}:instances  hash  id -> instance JSON (without heartbeat)
 //	<prefix>:registry:{ns}:leases     hash  id -> "<last heartbeat ms> <ttl ms>" (ttl 0: never expires)
@@ -172,12 +168,8 @@ type Instances struct {
 	prefix  string
 	channel string
 	clock   store.Clock
-	recheck time.Duration
 	log     *slog.Logger
-	hub     *watch.Hub
-
-	stop context.CancelFunc
-	done sync.WaitGroup
+	feed    *feed
 }
 
 var _ store.Instances = (*Instances)(nil)
@@ -191,9 +183,6 @@ func NewInstances(client goredis.UniversalClient, opts InstancesOptions) *Instan
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	if opts.Recheck <= 0 {
-		opts.Recheck = 5 * time.Second
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -202,50 +191,10 @@ func NewInstances(client goredis.UniversalClient, opts InstancesOptions) *Instan
 		prefix:  opts.Prefix + ":registry:",
 		channel: opts.Prefix + ":registry:changes",
 		clock:   opts.Clock,
-		recheck: opts.Recheck,
 		log:     opts.Logger,
-		hub:     watch.NewHub(),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	ps := client.Subscribe(ctx, s.channel)
-	// Wait for the subscription to be in place, so that changes made right after start are not
-	// missed; if Redis is down now, go on: the subscription is retried in the background.
-	rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-	if _, err := ps.Receive(rctx); err != nil {
-		s.log.Warn("registry change subscription not ready; watches fall back to rechecking", "error", err)
-	}
-	rcancel()
-	s.done.Add(1)
-	go func() {
-		defer s.done.Done()
-		s.listen(ctx, ps)
-	}()
+	s.feed = newFeed(client, s.channel, func(ns string) string { return s.keys(ns)[3] }, opts.Recheck, opts.Logger)
 	return s
-}
-
-// listen feeds the hub from the change channel until ctx ends. go-redis re-subscribes by itself
-// after a connection loss; what is lost meanwhile is caught by Wait's periodic recheck.
-func (s *Instances) listen(ctx context.Context, ps *goredis.PubSub) {
-	defer ps.Close()
-	ch := ps.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-ch:
-			if !ok {
-				return
-			}
-			idxStr, ns, found := strings.Cut(msg.Payload, " ")
-			idx, err := strconv.ParseUint(idxStr, 10, 64)
-			if !found || err != nil {
-				s.log.Warn("ignoring malformed registry change message", "channel", msg.Channel, "payload", msg.Payload)
-				continue
-			}
-			s.hub.Publish(ns, idx)
-		}
-	}
 }
 
 func (s *Instances) keys(ns string) []string {
@@ -361,64 +310,9 @@ func (s *Instances) List(ctx context.Context, ns, service string) (store.Instanc
 	return store.InstanceList{Instances: out, Index: idx}, nil
 }
 
-func (s *Instances) index(ctx context.Context, ns string) (uint64, error) {
-	v, err := s.client.Get(ctx, s.keys(ns)[3]).Uint64()
-	if errors.Is(err, goredis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, storeErr(ctx, "read index", err)
-	}
-	return v, nil
-}
-
-// syncIndex reads ns's index from Redis and brings the hub to it. An index below the hub's is either
-// a read that raced a change the hub already heard of, or Redis going backwards (it lost its data,
-// or a lagging replica took over). A second read tells them apart: after a race it is at least the
-// hub's; after a loss it is still below, and the hub is reset so watchers do not spin on an index
-// that no longer exists.
-func (s *Instances) syncIndex(ctx context.Context, ns string) (uint64, error) {
-	idx, err := s.index(ctx, ns)
-	if err != nil {
-		return 0, err
-	}
-	if h := s.hub.Index(ns); idx < h {
-		if idx, err = s.index(ctx, ns); err != nil {
-			return 0, err
-		}
-		if idx < h {
-			s.log.Warn("registry index went backwards in Redis; did Redis lose its data?", "namespace", ns, "was", h, "now", idx)
-			s.hub.Reset(ns, idx)
-			return idx, nil
-		}
-	}
-	s.hub.Publish(ns, idx)
-	return idx, nil
-}
-
 // Wait implements store.Instances.
 func (s *Instances) Wait(ctx context.Context, ns string, after uint64) (uint64, error) {
-	for {
-		idx, err := s.syncIndex(ctx, ns)
-		if err != nil {
-			if ctx.Err() != nil {
-				return after, ctx.Err()
-			}
-			return 0, err
-		}
-		if idx != after {
-			return idx, nil
-		}
-		wctx, cancel := context.WithTimeout(ctx, s.recheck)
-		idx, err = s.hub.Wait(wctx, ns, after)
-		cancel()
-		if err == nil {
-			return idx, nil
-		}
-		if ctx.Err() != nil {
-			return idx, ctx.Err()
-		}
-	}
+	return s.feed.wait(ctx, ns, after)
 }
 
 // Reap implements store.Instances.
@@ -448,7 +342,6 @@ func (s *Instances) Ping(ctx context.Context) error {
 
 // Close stops the change subscription. It does not close the client, which the caller owns.
 func (s *Instances) Close() error {
-	s.stop()
-	s.done.Wait()
+	s.feed.close()
 	return nil
 }

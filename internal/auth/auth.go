@@ -152,16 +152,20 @@ func Middleware(a Authenticator, writeErr httpapi.ErrorWriter, next http.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, err := BearerToken(r)
 		if err != nil {
-			writeErr(w, r, http.StatusUnauthorized, err.Error())
+			writeErr(w, r, http.StatusUnauthorized, "error_auth_header_malformed", err.Error())
 			return
 		}
 		ns, err := a.Authenticate(r.Context(), token)
-		if err != nil {
-			if errors.Is(err, ErrEmptyToken) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnrecognized) {
-				writeErr(w, r, http.StatusUnauthorized, err.Error())
-			} else {
-				writeErr(w, r, http.StatusServiceUnavailable, "authentication failed: "+err.Error())
-			}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrEmptyToken):
+			writeErr(w, r, http.StatusUnauthorized, "error_auth_header_missing", err.Error())
+			return
+		case errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnrecognized):
+			writeErr(w, r, http.StatusUnauthorized, "error_auth_not_authorized", err.Error())
+			return
+		default:
+			writeErr(w, r, http.StatusServiceUnavailable, "error_auth_failed_validation", "authentication failed: "+err.Error())
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithNamespace(r.Context(), ns)))

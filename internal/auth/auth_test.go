@@ -80,8 +80,8 @@ func TestNew_BadConfig(t *testing.T) {
 
 func TestMiddleware(t *testing.T) {
 	a, _ := New("trusted", "")
-	h := Middleware(a, func(w http.ResponseWriter, _ *http.Request, status int, msg string) {
-		http.Error(w, msg, status)
+	h := Middleware(a, func(w http.ResponseWriter, _ *http.Request, status int, code, msg string) {
+		http.Error(w, code+": "+msg, status)
 	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(Namespace(r.Context())))
 	}))
@@ -93,9 +93,9 @@ func TestMiddleware(t *testing.T) {
 		{"Bearer team-a", 200, "team-a"},
 		{"bearer team-b", 200, "team-b"},
 		{"BEARER team-c", 200, "team-c"},
-		{"", 401, "no bearer token"},
-		{"Basic dXNlcjpwYXNz", 401, "malformed Authorization header"},
-		{"Bearer", 401, "malformed"},
+		{"", 401, "error_auth_header_missing: no bearer token"},
+		{"Basic dXNlcjpwYXNz", 401, "error_auth_header_malformed: malformed Authorization header"},
+		{"Bearer", 401, "error_auth_header_malformed"},
 	}
 	for _, tc := range tests {
 		r := httptest.NewRequest("GET", "/", nil)

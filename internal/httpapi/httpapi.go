@@ -20,8 +20,21 @@ import (
 	"time"
 )
 
-// ErrorWriter writes an error response in an API's own error format.
-type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, msg string)
+// ErrorWriter writes an error response in an API's own error format. code is a stable machine id
+// (the controller's "error" field, Amalgam8's ids such as error_invalid_json); msg is for people.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, msg string)
+
+// Error ids shared by a8's APIs. The controller sends them; the registry's format has no id.
+const (
+	CodeInvalidJSON      = "error_invalid_json"
+	CodeNotFound         = "error_not_found"
+	CodeMethodNotAllowed = "error_method_not_allowed"
+	CodeContentType      = "error_invalid_content_type"
+	CodeTooLarge         = "error_request_too_large"
+	CodeInternal         = "error_internal"
+	CodeUnavailable      = "error_unavailable"
+	CodeInvalidQuery     = "error_invalid_query"
+)
 
 // WriteJSON writes v as a JSON response with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
@@ -53,7 +66,7 @@ func Methods(writeErr ErrorWriter, handlers map[string]http.Handler) http.Handle
 		h, ok := handlers[r.Method]
 		if !ok {
 			w.Header().Set("Allow", allow)
-			writeErr(w, r, http.StatusMethodNotAllowed, "Method not allowed")
+			writeErr(w, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method not allowed")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -63,7 +76,7 @@ func Methods(writeErr ErrorWriter, handlers map[string]http.Handler) http.Handle
 // NotFound answers every request with a JSON 404. Mount it at "/" as the catch-all.
 func NotFound(writeErr ErrorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, r, http.StatusNotFound, "Resource not found")
+		writeErr(w, r, http.StatusNotFound, CodeNotFound, "Resource not found")
 	})
 }
 
@@ -72,7 +85,7 @@ func NotFound(writeErr ErrorWriter) http.Handler {
 func RequireJSON(writeErr ErrorWriter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 && !isJSON(r.Header.Get("Content-Type")) {
-			writeErr(w, r, http.StatusUnsupportedMediaType, "Bad Content-Type or charset, expected 'application/json'")
+			writeErr(w, r, http.StatusUnsupportedMediaType, CodeContentType, "Bad Content-Type or charset, expected 'application/json'")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -94,19 +107,37 @@ type BodyError struct {
 	Msg    string
 }
 
+// Code is the error id of the body error.
+func (e *BodyError) Code() string {
+	if e.Status == http.StatusRequestEntityTooLarge {
+		return CodeTooLarge
+	}
+	return CodeInvalidJSON
+}
+
+// ReadBody reads the whole body of r, at most limit bytes; a body cut off before its end or over the
+// limit is a *BodyError.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &BodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit)}
+		}
+		return nil, &BodyError{http.StatusBadRequest, "request body could not be read to its end: " + err.Error()}
+	}
+	return data, nil
+}
+
 func (e *BodyError) Error() string { return e.Msg }
 
 // DecodeJSON reads the whole body of r (at most limit bytes) and decodes it into v. A body cut off
 // before its end, an empty or oversized body, malformed JSON, a wrongly typed field, and data after
 // the JSON value are each a *BodyError that says what and where, and v is then not to be used.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	data, err := ReadBody(w, r, limit)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &BodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit)}
-		}
-		return &BodyError{http.StatusBadRequest, "request body could not be read to its end: " + err.Error()}
+		return err
 	}
 	return DecodeJSONBytes(data, v)
 }
@@ -181,7 +212,7 @@ func Recover(log *slog.Logger, writeErr ErrorWriter, next http.Handler) http.Han
 					panic(v)
 				}
 				log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				writeErr(w, r, http.StatusInternalServerError, "internal error")
+				writeErr(w, r, http.StatusInternalServerError, CodeInternal, "internal error")
 			}
 		}()
 		next.ServeHTTP(w, r)

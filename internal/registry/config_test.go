@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a8fabric/a8/internal/httpapi"
 	"github.com/a8fabric/a8/internal/store/memory"
 )
 
@@ -17,16 +18,16 @@ func TestConfig_WaitBounds(t *testing.T) {
 		wait string
 		want time.Duration
 	}{{"", 30 * time.Second}, {"10s", 10 * time.Second}, {"90", 90 * time.Second}, {"1h", 5 * time.Minute}} {
-		w, err := c.parseWatch(url.Values{"index": {"1"}, "wait": {tc.wait}})
-		if err != nil || w.wait != tc.want || !w.blocking {
+		w, err := httpapi.ParseWatch(url.Values{"index": {"1"}, "wait": {tc.wait}}, c.DefaultWait, c.MaxWait)
+		if err != nil || w.Wait != tc.want || !w.Blocking {
 			t.Errorf("wait=%q: %+v, %v; want %v", tc.wait, w, err, tc.want)
 		}
 	}
 	for range 1000 { // jitter never takes a wait past the 5 minute cap
-		if d := c.jittered(5 * time.Minute); d != 5*time.Minute {
+		if d := httpapi.Jitter(5*time.Minute, c.MaxWait); d != 5*time.Minute {
 			t.Fatalf("jittered(5m) = %v", d)
 		}
-		if d := c.jittered(time.Minute); d < time.Minute || d > time.Minute+time.Minute/16 {
+		if d := httpapi.Jitter(time.Minute, c.MaxWait); d < time.Minute || d > time.Minute+time.Minute/16 {
 			t.Fatalf("jittered(1m) = %v", d)
 		}
 	}

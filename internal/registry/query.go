@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/a8fabric/a8/api"
+	"github.com/a8fabric/a8/internal/httpapi"
 	"github.com/a8fabric/a8/internal/store"
 )
 
@@ -38,14 +37,7 @@ type listQuery struct {
 	all      bool
 	tags     []string // all of
 	fields   uint8    // projection bits
-	watch
-}
-
-// watch is the blocking part of a query: ?index=N&wait=D.
-type watch struct {
-	blocking bool
-	index    uint64
-	wait     time.Duration
+	httpapi.Watch
 }
 
 const allowedKeys = "id, service_name, status, tags, fields, index, wait"
@@ -99,41 +91,12 @@ func (c *Config) parseListQuery(q url.Values) (*listQuery, error) {
 			return nil, fmt.Errorf("unknown query parameter %q: known parameters are %s", key, allowedKeys)
 		}
 	}
-	w, err := c.parseWatch(q)
+	w, err := httpapi.ParseWatch(q, c.DefaultWait, c.MaxWait)
 	if err != nil {
 		return nil, err
 	}
-	lq.watch = w
+	lq.Watch = w
 	return lq, nil
-}
-
-// parseWatch reads ?index=N&wait=D. wait is a Go duration ("30s", "5m") or whole seconds, and is
-// clamped to MaxWait; without index there is no blocking and wait is ignored.
-func (c *Config) parseWatch(q url.Values) (watch, error) {
-	var w watch
-	if s := q.Get("index"); s != "" {
-		idx, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return w, fmt.Errorf("index: %q is not a non-negative integer; pass the %s header of the last response", s, api.IndexHeader)
-		}
-		w.blocking, w.index = true, idx
-	}
-	w.wait = c.DefaultWait
-	if s := q.Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			n, nerr := strconv.ParseUint(s, 10, 32)
-			if nerr != nil {
-				return w, fmt.Errorf("wait: %q is not a duration such as 30s or 5m", s)
-			}
-			d = time.Duration(n) * time.Second
-		}
-		if d < 0 {
-			return w, fmt.Errorf("wait: %q is negative", s)
-		}
-		w.wait = min(d, c.MaxWait)
-	}
-	return w, nil
 }
 
 // match reports whether in passes the query's filters.

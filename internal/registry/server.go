@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime"
@@ -45,8 +44,8 @@ func New(cfg Config) (*Server, error) {
 // answer at once. Call it before http.Server.Shutdown, which would otherwise wait for them.
 func (s *Server) Drain() { s.drain() }
 
-// writeError writes the registry's error body, {"Error": "..."}.
-func writeError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+// writeError writes the registry's error body, {"Error": "..."} (Amalgam8's registry has no ids).
+func writeError(w http.ResponseWriter, _ *http.Request, status int, _, msg string) {
 	httpapi.WriteJSON(w, status, api.RegistryError{Error: msg})
 }
 
@@ -140,19 +139,19 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
 	case errors.Is(err, store.ErrCapacity):
-		writeError(w, r, http.StatusForbidden, fmt.Sprintf("%s refused: %v (--namespace_capacity %d)", op, err, s.cfg.NamespaceCapacity))
+		writeError(w, r, http.StatusForbidden, "error_capacity", fmt.Sprintf("%s refused: %v (--namespace_capacity %d)", op, err, s.cfg.NamespaceCapacity))
 	case errors.Is(err, store.ErrUnavailable):
 		s.log.Warn("registry store unavailable", "op", op, "error", err)
 		w.Header().Set("Retry-After", "1")
-		writeError(w, r, http.StatusServiceUnavailable, fmt.Sprintf("%s failed: the registry's store is unavailable, retry later (%v)", op, err))
+		writeError(w, r, http.StatusServiceUnavailable, httpapi.CodeUnavailable, fmt.Sprintf("%s failed: the registry's store is unavailable, retry later (%v)", op, err))
 	default:
 		s.log.Error("registry store failed", "op", op, "error", err)
-		writeError(w, r, http.StatusInternalServerError, fmt.Sprintf("%s failed: %v", op, err))
+		writeError(w, r, http.StatusInternalServerError, httpapi.CodeInternal, fmt.Sprintf("%s failed: %v", op, err))
 	}
 }
 
 func gone(w http.ResponseWriter, r *http.Request, id string) {
-	writeError(w, r, http.StatusGone, fmt.Sprintf("instance %q is not registered (unknown, deregistered or its lease expired): register it again", id))
+	writeError(w, r, http.StatusGone, "error_instance_gone", fmt.Sprintf("instance %q is not registered (unknown, deregistered or its lease expired): register it again", id))
 }
 
 func baseURL(r *http.Request) string {
@@ -168,12 +167,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if err := httpapi.DecodeJSON(w, r, &req, maxBodyBytes); err != nil {
 		var be *httpapi.BodyError
 		errors.As(err, &be)
-		writeError(w, r, be.Status, be.Msg)
+		writeError(w, r, be.Status, be.Code(), be.Msg)
 		return
 	}
 	in, err := s.cfg.toInstance(&req)
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, "error_invalid_request", err.Error())
 		return
 	}
 	ns := auth.Namespace(r.Context())
@@ -220,24 +219,15 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// jittered adds up to 1/16 to a wait, so that watchers that started together do not all wake
-// together (as Consul does), without going past MaxWait.
-func (c *Config) jittered(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return min(d+rand.N(d/16+1), c.MaxWait)
-}
-
 // list answers a read, first blocking until the tenant's index moves past the client's if the query
 // asks to, and sets the index header. ok is false when an error was already written.
-func (s *Server) list(w http.ResponseWriter, r *http.Request, wt watch, service string) (l store.InstanceList, ok bool) {
+func (s *Server) list(w http.ResponseWriter, r *http.Request, wt httpapi.Watch, service string) (l store.InstanceList, ok bool) {
 	ctx := r.Context()
 	ns := auth.Namespace(ctx)
-	if wt.blocking {
-		wctx, cancel := context.WithTimeout(ctx, s.cfg.jittered(wt.wait))
+	if wt.Blocking {
+		wctx, cancel := context.WithTimeout(ctx, httpapi.Jitter(wt.Wait, s.cfg.MaxWait))
 		stop := context.AfterFunc(s.draining, cancel)
-		_, err := s.store.Wait(wctx, ns, wt.index)
+		_, err := s.store.Wait(wctx, ns, wt.Index)
 		stop()
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
@@ -262,10 +252,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, wt watch, service 
 func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	lq, err := s.cfg.parseListQuery(r.URL.Query())
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, "error_invalid_request", err.Error())
 		return
 	}
-	l, ok := s.list(w, r, lq.watch, lq.service())
+	l, ok := s.list(w, r, lq.Watch, lq.service())
 	if !ok {
 		return
 	}
@@ -285,9 +275,9 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {
-	wt, err := s.cfg.parseWatch(r.URL.Query())
+	wt, err := httpapi.ParseWatch(r.URL.Query(), s.cfg.DefaultWait, s.cfg.MaxWait)
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, "error_invalid_request", err.Error())
 		return
 	}
 	l, ok := s.list(w, r, wt, "")
@@ -305,9 +295,9 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	wt, err := s.cfg.parseWatch(r.URL.Query())
+	wt, err := httpapi.ParseWatch(r.URL.Query(), s.cfg.DefaultWait, s.cfg.MaxWait)
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, "error_invalid_request", err.Error())
 		return
 	}
 	l, ok := s.list(w, r, wt, name)
@@ -315,7 +305,7 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(l.Instances) == 0 {
-		writeError(w, r, http.StatusNotFound, fmt.Sprintf("service %q has no instances", name))
+		writeError(w, r, http.StatusNotFound, httpapi.CodeNotFound, fmt.Sprintf("service %q has no instances", name))
 		return
 	}
 	buf := getBuf()

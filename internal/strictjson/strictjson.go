@@ -16,10 +16,12 @@ import (
 	"strings"
 )
 
-// Error is a decoding error at Path ("" for the whole document).
+// Error is a decoding error at Path ("" for the whole document). Syntax is set when the document is
+// not JSON at all (as opposed to JSON of the wrong shape).
 type Error struct {
 	Path   string
 	Reason string
+	Syntax bool
 }
 
 func (e *Error) Error() string {
@@ -39,16 +41,16 @@ func Unmarshal(data []byte, v any, path string) error {
 		var syn *json.SyntaxError
 		switch {
 		case errors.As(err, &syn):
-			return &Error{path, fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err)}
+			return &Error{Path: path, Reason: fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err), Syntax: true}
 		case errors.Is(err, io.EOF):
-			return &Error{path, "empty document: expected a JSON value"}
+			return &Error{Path: path, Reason: "empty document: expected a JSON value", Syntax: true}
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return &Error{path, "malformed JSON: the document ends before its value does"}
+			return &Error{Path: path, Reason: "malformed JSON: the document ends before its value does", Syntax: true}
 		}
-		return &Error{path, "malformed JSON: " + err.Error()}
+		return &Error{Path: path, Reason: "malformed JSON: " + err.Error(), Syntax: true}
 	}
 	if dec.More() {
-		return &Error{path, fmt.Sprintf("malformed JSON: unexpected data after the value at byte %d", dec.InputOffset())}
+		return &Error{Path: path, Reason: fmt.Sprintf("malformed JSON: unexpected data after the value at byte %d", dec.InputOffset()), Syntax: true}
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -58,7 +60,7 @@ func Unmarshal(data []byte, v any, path string) error {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return &Error{path, err.Error()} // only overflow can get here
+		return &Error{Path: path, Reason: err.Error()} // only overflow can get here
 	}
 	return nil
 }
@@ -70,7 +72,7 @@ func Check(doc any, t reflect.Type, path string) error {
 		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
 			return nil
 		}
-		return &Error{path, "must not be null: expected " + describe(t)}
+		return &Error{Path: path, Reason: "must not be null: expected " + describe(t)}
 	}
 	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
 		return nil // a type that decodes itself (json.RawMessage, ...) accepts what it accepts
@@ -99,7 +101,7 @@ func Check(doc any, t reflect.Type, path string) error {
 					known = append(known, name)
 				}
 				slices.Sort(known)
-				return &Error{join(path, k), "unknown field; known fields here: " + strings.Join(known, ", ")}
+				return &Error{Path: join(path, k), Reason: "unknown field; known fields here: " + strings.Join(known, ", ")}
 			}
 			if err := Check(obj[k], f, join(path, k)); err != nil {
 				return err
@@ -150,7 +152,7 @@ func Check(doc any, t reflect.Type, path string) error {
 			return mismatch(path, t, doc)
 		}
 		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
-			return &Error{path, fmt.Sprintf("expected an integer, got %s", n)}
+			return &Error{Path: path, Reason: fmt.Sprintf("expected an integer, got %s", n)}
 		}
 		return nil
 	case reflect.Float32, reflect.Float64:
@@ -205,7 +207,7 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 }
 
 func mismatch(path string, t reflect.Type, doc any) error {
-	return &Error{path, fmt.Sprintf("expected %s, got %s", describe(t), kindOf(doc))}
+	return &Error{Path: path, Reason: fmt.Sprintf("expected %s, got %s", describe(t), kindOf(doc))}
 }
 
 func describe(t reflect.Type) string {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -21,6 +22,19 @@ type ClientOptions struct {
 	Password string
 	DB       int
 }
+
+// SetLogger sends go-redis's own messages (pool dial failures and the like) to log at debug level:
+// the stores already report unavailability once, as a warning with context, and go-redis would
+// otherwise print a line per failed dial to stderr.
+func SetLogger(log *slog.Logger) { goredis.SetLogger(redisLogger{log}) }
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+func init() { SetLogger(slog.New(slog.DiscardHandler)) }
 
 // NewClient returns a client for opts. It does not connect; the first command does.
 func NewClient(opts ClientOptions) (goredis.UniversalClient, error) {

@@ -21,10 +21,12 @@ import (
 // DefaultTimeout bounds a request that is not a blocking query (Amalgam8's registry client's 30s).
 const DefaultTimeout = 30 * time.Second
 
-// StatusError is an answer outside 2xx. Message is the server's own error text.
+// StatusError is an answer outside 2xx. Message is the server's own error text; ErrorID is the
+// controller's stable error id (such as error_invalid_rule), empty for the registry.
 type StatusError struct {
 	Method, URL string
 	Code        int
+	ErrorID     string
 	Message     string
 }
 
@@ -60,7 +62,8 @@ type base struct {
 	url    string
 	token  string
 	hc     *http.Client
-	errKey string // the JSON key of the server's error text
+	errKey string      // the JSON key of the server's error text
+	header http.Header // sent with every request
 }
 
 func newBase(rawURL, token string, hc *http.Client, errKey string) (base, error) {
@@ -113,6 +116,9 @@ func (b *base) do(ctx context.Context, method, path string, query url.Values, q 
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range b.header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Accept", "application/json")
 	if b.token != "" {
 		req.Header.Set("Authorization", "Bearer "+b.token)
@@ -137,7 +143,7 @@ func (b *base) do(ctx context.Context, method, path string, query url.Values, q 
 		if json.Unmarshal(data, &m) == nil {
 			se.Message, _ = m[b.errKey].(string)
 			if d, ok := m["description"].(string); ok && d != "" { // the controller's error shape
-				se.Message = d
+				se.ErrorID, se.Message = se.Message, d
 			}
 		} else {
 			se.Message = strings.TrimSpace(string(data))
@@ -184,4 +190,76 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func isStatus(err error, code int) bool {
 	var se *StatusError
 	return errors.As(err, &se) && se.Code == code
+}
+
+// WatchOptions tune the Watch methods.
+type WatchOptions struct {
+	// Wait is how long each blocking query may be held (default 30s).
+	Wait time.Duration
+	// Poll is the interval against a server without blocking queries (default 15s, Amalgam8's).
+	Poll time.Duration
+	// MinBackoff and MaxBackoff space out retries after errors (default 1s and 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// OnError, if set, is told of each failed query (the watch goes on retrying).
+	OnError func(error)
+}
+
+func (o *WatchOptions) defaults() {
+	if o.Wait <= 0 {
+		o.Wait = 30 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = 15 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
+	}
+}
+
+// watch is the loop behind the Watch methods: a plain read first, then blocking reads at the last
+// index; against a server that sends no index, a poll every opts.Poll that reports only results that
+// differ (by same). Failed reads are retried with backoff and never reported to fn, so a caller that
+// keeps the last result keeps working while the server is away. It returns ctx's error.
+func watch[T any](ctx context.Context, opts WatchOptions, fetch func(context.Context, *QueryOptions) (T, QueryMeta, error), same func(a, b T) bool, fn func(T, QueryMeta)) error {
+	opts.defaults()
+	bo := backoff{min: opts.MinBackoff, max: opts.MaxBackoff}
+	var (
+		last     QueryMeta
+		lastVal  T
+		reported bool
+	)
+	for {
+		var qo *QueryOptions
+		if reported && last.Indexed {
+			qo = &QueryOptions{WaitIndex: last.Index, WaitTime: opts.Wait}
+		}
+		val, meta, err := fetch(ctx, qo)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if opts.OnError != nil {
+				opts.OnError(err)
+			}
+			if !sleep(ctx, bo.next()) {
+				return ctx.Err()
+			}
+			continue
+		}
+		bo.reset()
+		changed := !reported || meta.Index != last.Index || meta.Indexed != last.Indexed
+		if !meta.Indexed && !changed {
+			changed = !same(val, lastVal)
+		}
+		if changed {
+			fn(val, meta)
+		}
+		reported, last, lastVal = true, meta, val
+		if !meta.Indexed && !sleep(ctx, opts.Poll) {
+			return ctx.Err()
+		}
+	}
 }

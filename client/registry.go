@@ -127,72 +127,14 @@ func (c *Registry) Service(ctx context.Context, name string, opts *QueryOptions)
 	return out.Instances, meta, err
 }
 
-// WatchOptions tune WatchInstances.
-type WatchOptions struct {
-	// Wait is how long each blocking query may be held (default 30s).
-	Wait time.Duration
-	// Poll is the interval against a registry without blocking queries (default 15s, Amalgam8's).
-	Poll time.Duration
-	// MinBackoff and MaxBackoff space out retries after errors (default 1s and 30s).
-	MinBackoff, MaxBackoff time.Duration
-	// OnError, if set, is told of each failed query (the watch goes on retrying).
-	OnError func(error)
-}
-
 // WatchInstances calls fn with the instances matching q now and after every change, until ctx ends
 // (it then returns ctx's error). It uses blocking queries and falls back to polling a registry that
-// has none. Errors are retried with backoff; fn is never called with a failed result, so a caller
-// that keeps the last list keeps working while the registry is away.
+// has none. Errors are retried with backoff; fn is never called with a failed result, so a caller that
+// keeps the last list keeps working while the registry is away.
 func (c *Registry) WatchInstances(ctx context.Context, q InstanceQuery, opts WatchOptions, fn func([]api.Instance, QueryMeta)) error {
-	if opts.Wait <= 0 {
-		opts.Wait = 30 * time.Second
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = 15 * time.Second
-	}
-	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = time.Second
-	}
-	if opts.MaxBackoff < opts.MinBackoff {
-		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
-	}
-	bo := backoff{min: opts.MinBackoff, max: opts.MaxBackoff}
-	var (
-		last    QueryMeta
-		lastSet []api.Instance
-		first   = true
-	)
-	for {
-		var qo *QueryOptions
-		if !first && last.Indexed {
-			qo = &QueryOptions{WaitIndex: last.Index, WaitTime: opts.Wait}
-		}
-		list, meta, err := c.Instances(ctx, q, qo)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			if opts.OnError != nil {
-				opts.OnError(err)
-			}
-			if !sleep(ctx, bo.next()) {
-				return ctx.Err()
-			}
-			continue
-		}
-		bo.reset()
-		changed := first || meta.Index != last.Index || meta.Indexed != last.Indexed
-		if !meta.Indexed && !changed {
-			changed = !sameInstances(list, lastSet)
-		}
-		if changed {
-			fn(list, meta)
-		}
-		first, last, lastSet = false, meta, list
-		if !meta.Indexed && !sleep(ctx, opts.Poll) {
-			return ctx.Err()
-		}
-	}
+	return watch(ctx, opts, func(ctx context.Context, qo *QueryOptions) ([]api.Instance, QueryMeta, error) {
+		return c.Instances(ctx, q, qo)
+	}, sameInstances, fn)
 }
 
 // sameInstances compares two lists ignoring heartbeat times, which move without any real change.

@@ -1,4 +1,5 @@
-// Command a8 runs a8's servers: the registry today, and the controller, sidecar and demo as they land.
+// Command a8 runs a8's servers: the registry, the controller, both at once (up), and, as they land,
+// the sidecar and the demo.
 package main
 
 import (
@@ -20,8 +21,10 @@ Usage:
   a8 <command> [flags]
 
 Commands:
-  registry   run the multi-tenant service registry (Amalgam8 registry API)
-  version    print the version
+  up           run the registry and the controller in one process, embedded stores
+  registry     run the multi-tenant service registry (Amalgam8 registry API)
+  controller   run the multi-tenant rules controller (Amalgam8 controller API)
+  version      print the version
 
 Run "a8 <command> --help" for a command's flags. Every flag can also be set with the
 environment variable A8_<FLAG_IN_UPPER_CASE>, for example --store_address as A8_STORE_ADDRESS.
@@ -45,8 +48,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return flag.ErrHelp
 	}
 	switch args[0] {
+	case "up":
+		return runUp(ctx, args[1:], stderr)
 	case "registry":
 		return runRegistry(ctx, args[1:], stderr)
+	case "controller":
+		return runController(ctx, args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "a8", version.String())
 		return nil

@@ -61,3 +61,45 @@ func TestRun_RegistryStartsAndStops(t *testing.T) {
 		t.Fatalf("log output: %s", out.String())
 	}
 }
+
+func TestRun_ControllerAndUpErrors(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"controller", "--database_type", "kubernetes"}, "not supported"},
+		{[]string{"controller", "--database_type", "redis"}, "--database_host"},
+		{[]string{"controller", "--database_type", "etcd"}, `--database_type "etcd"`},
+		{[]string{"controller", "--auth_mode", "magic"}, `unknown auth mode "magic"`},
+		{[]string{"up", "--namespace_capacity", "0"}, "--namespace_capacity 0"},
+		{[]string{"up", "--store", "redis"}, "flag provided but not defined: -store"},
+	}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		err := run(context.Background(), tc.args, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("run(%q) = %v; want an error containing %q", tc.args, err, tc.wantErr)
+		}
+	}
+}
+
+func TestRun_UpStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"up", "--api_port", "0", "--data_dir", dir}, &out, &out) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a8 up did not stop")
+	}
+	if !strings.Contains(out.String(), "registry and controller listening") {
+		t.Fatalf("log output: %s", out.String())
+	}
+}

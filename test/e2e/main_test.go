@@ -40,11 +40,13 @@ func TestMain(m *testing.M) {
 
 // process is a running a8 process whose output is kept for failure reports.
 type process struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
-	URL  string
+	t      *testing.T
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	done   chan error
+	URL    string
+	port   int
+	killed bool
 }
 
 type syncBuffer struct {
@@ -74,27 +76,40 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startRegistry starts "a8 registry" on a free port with args and env, and waits until it answers
-// /uptime with 200.
+// startRegistry starts "a8 registry" on a free port with args and env, and waits until it is healthy.
 func startRegistry(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	p := startRegistryWith(t, env, args)
+	return startA8(t, env, "/uptime", append([]string{"registry"}, args...)...)
+}
+
+// startA8 starts "a8 <args>" on a free port (--api_port is added) and waits until GET health
+// answers 200.
+func startA8(t *testing.T, env []string, health string, args ...string) *process {
+	t.Helper()
+	p := startA8NoWait(t, env, args)
+	p.waitHealthy(health)
+	return p
+}
+
+func (p *process) waitHealthy(health string) {
+	p.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.URL + "/uptime")
+		resp, err := http.Get(p.URL + health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		select {
 		case err := <-p.done:
-			t.Fatalf("a8 registry exited before it was ready: %v\n%s", err, p.out.String())
+			p.done <- err
+			p.t.Fatalf("a8 exited before it was ready: %v\n%s", err, p.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a8 registry not ready after 30s:\n%s", p.out.String())
+			p.t.Fatalf("a8 not ready after 30s:\n%s", p.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -103,24 +118,43 @@ func startRegistry(t *testing.T, env []string, args ...string) *process {
 // startRegistryWith starts "a8 registry" on a free port and returns at once.
 func startRegistryWith(t *testing.T, env, args []string) *process {
 	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(a8Bin, append([]string{"registry", "--api_port", fmt.Sprint(port)}, args...)...)
+	return startA8NoWait(t, env, append([]string{"registry"}, args...))
+}
+
+// startA8NoWait starts "a8 <args> --api_port <free>" and returns at once.
+func startA8NoWait(t *testing.T, env, args []string) *process {
+	t.Helper()
+	return startOnPort(t, env, freePort(t), args)
+}
+
+// startOnPort starts "a8 <args> --api_port port".
+func startOnPort(t *testing.T, env []string, port int, args []string) *process {
+	t.Helper()
+	cmd := exec.Command(a8Bin, append(append([]string{}, args...), "--api_port", fmt.Sprint(port))...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &process{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1), URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	p := &process{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1), URL: fmt.Sprintf("http://127.0.0.1:%d", port), port: port}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		if err := p.stop(); err != nil {
-			t.Errorf("a8 registry: %v", err)
+		if err := p.stop(); err != nil && !p.killed {
+			t.Errorf("a8 %s: %v", args[0], err)
 		}
 		if t.Failed() {
-			t.Logf("a8 registry output:\n%s", p.out.String())
+			t.Logf("a8 %s output:\n%s", args[0], p.out.String())
 		}
 	})
 	return p
+}
+
+// kill ends the process with SIGKILL, as a crash would.
+func (p *process) kill() {
+	p.killed = true
+	_ = p.cmd.Process.Kill()
+	err := <-p.done
+	p.done <- err
 }
 
 // stop sends SIGTERM and returns how the process exited; after 15s it kills it.

@@ -65,15 +65,18 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	reg.Mount(mux)
 	ctl.Mount(mux)
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// An unknown path answers in the format of the API it looks like.
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			httpapi.NotFound(controller.WriteError).ServeHTTP(w, r)
+	// An unknown path, or a panic, answers in the format of the API the path belongs to.
+	writeErr := func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/health" {
+			controller.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				controller.WriteError(w, r, status, code, msg)
+			})).ServeHTTP(w, r)
 			return
 		}
-		httpapi.NotFound(registry.WriteError).ServeHTTP(w, r)
-	}))
-	var h http.Handler = httpapi.AccessLog(log, httpapi.Recover(log, registry.WriteError, mux))
+		registry.WriteError(w, r, status, code, msg)
+	}
+	mux.Handle("/", httpapi.NotFound(writeErr))
+	var h http.Handler = httpapi.AccessLog(log, httpapi.Recover(log, writeErr, mux))
 	if f.requireHTTPS {
 		h = httpapi.RequireHTTPS(h)
 	}

@@ -2,12 +2,14 @@ package controller_test
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/a8fabric/a8/internal/auth"
 	"github.com/a8fabric/a8/internal/controller"
+	"github.com/a8fabric/a8/internal/store/memory"
 )
 
 // Amalgam8's helloworld test script, through the API.
@@ -283,8 +285,13 @@ func TestController_BadInput(t *testing.T) {
 			{"not JSON at all", "POST", "/v1/rules", `rules: []`, 400, "error_invalid_json", "malformed JSON"},
 			{"empty rules", "POST", "/v1/rules", `{"rules": []}`, 400, "error_no_rules_provided", "no rules provided"},
 			{"no rules key", "POST", "/v1/rules", `{}`, 400, "error_no_rules_provided", "no rules provided"},
-			{"wrong type", "POST", "/v1/rules", valid(`{"destination":"r","priority":"high","route":{"backends":[{"tags":["v1"]}]}}`), 400, "error_invalid_rule", "rules[1].priority: expected an integer"},
-			{"weight as string", "POST", "/v1/rules", valid(`{"destination":"r","route":{"backends":[{"tags":["v1"]},{"tags":["v2"],"weight":"0.5"}]}}`), 400, "error_invalid_rule", `rules[1].route.backends[1].weight: expected a number`},
+			{"wrong type", "POST", "/v1/rules", valid(`{"destination":"r","priority":"high","route":{"backends":[{"tags":["v1"]}]}}`), 400, "error_invalid_json", "rules[1].priority: expected an integer"},
+			{"weight as string", "POST", "/v1/rules", valid(`{"destination":"r","route":{"backends":[{"tags":["v1"]},{"tags":["v2"],"weight":"0.5"}]}}`), 400, "error_invalid_json", `rules[1].route.backends[1].weight: expected a number`},
+			{"huge timeout", "POST", "/v1/rules", valid(`{"destination":"d","route":{"http_req_timeout":1e300,"backends":[{"tags":["v1"]}]}}`), 400, "error_invalid_rule", "rules[1].route.http_req_timeout: the timeout must be more than 0 and at most 86400 seconds"},
+			{"huge delay", "POST", "/v1/rules", valid(`{"destination":"d","actions":[{"action":"delay","duration":1e300}]}`), 400, "error_invalid_rule", "rules[1].actions[0].duration"},
+			{"unroutable destination", "POST", "/v1/rules", valid(`{"destination":"a/b c","route":{"backends":[{"tags":["v1"]}]}}`), 400, "error_invalid_rule", `rules[1].destination: "a/b c" contains /`},
+			{"bad bulk PUT", "PUT", "/v1/rules/routes/reviews", `{"rules":[{"route":{"backends":[{"tags":["v1"],"weight":3}]}}]}`, 400, "error_invalid_rule", "rules[0].route.backends[0].weight"},
+			{"bulk PUT of malformed JSON", "PUT", "/v1/rules/actions/reviews", `{"rules":`, 400, "error_invalid_json", "malformed JSON"},
 			{"unknown field", "POST", "/v1/rules", valid(`{"destination":"r","route":{"backends":[{"tags":["v1"],"wieght":0.5}]}}`), 400, "error_invalid_rule", "rules[1].route.backends[0].wieght: unknown field"},
 			{"weight out of range", "POST", "/v1/rules", valid(`{"destination":"r","route":{"backends":[{"tags":["v1"],"weight":1.5}]}}`), 400, "error_invalid_rule", "rules[1].route.backends[0].weight: must be in (0, 1], got 1.5"},
 			{"weights sum", "POST", "/v1/rules", valid(`{"destination":"reviews","route":{"backends":[{"tags":["v1"],"weight":0.7},{"tags":["v2"],"weight":0.5}]}}`), 400, "error_invalid_rule", "weights of destination reviews sum to 1.2"},
@@ -317,6 +324,15 @@ func TestController_BadInput(t *testing.T) {
 		r := e.doType("POST", "/v1/rules", "text/plain", valid(`{"destination":"y","actions":[{"action":"trace"}]}`))
 		if id, _ := r.errorID(t); r.code != 415 || id != "error_invalid_content_type" {
 			t.Errorf("text/plain body: %s", r)
+		}
+		// The errors Amalgam8's HTTP framework answered carry its {"Error": ...} too.
+		for _, c := range []struct{ method, path string }{{"GET", "/v2/x"}, {"PATCH", "/v1/rules"}} {
+			var body map[string]any
+			r := e.do(c.method, c.path, nil)
+			r.decode(t, &body)
+			if body["Error"] == nil || body["error"] == nil {
+				t.Errorf("%s %s: %s; want both {\"Error\"} and {\"error\", \"description\"}", c.method, c.path, r)
+			}
 		}
 		if l := e.get("/v1/rules"); ids(l) != "keep" || l.Revision != rev {
 			t.Fatalf("rejected requests changed the rules: %s at %d (was %d)", ids(l), l.Revision, rev)
@@ -397,9 +413,13 @@ func TestController_RequestID(t *testing.T) {
 	if r := e.do("GET", "/v1/rules", nil, header("A8-Request-Id", "req-42")); r.header.Get("A8-Request-Id") != "req-42" {
 		t.Fatalf("A8-Request-Id not echoed: %v", r.header)
 	}
-	a, b := e.do("GET", "/v1/rules", nil).header.Get("A8-Request-Id"), e.do("GET", "/nothing", nil).header.Get("A8-Request-Id")
-	if a == "" || a == b {
-		t.Fatalf("generated request ids %q, %q", a, b)
+	seen := map[string]bool{}
+	for _, p := range []string{"/v1/rules", "/v1/nothing", "/nothing", "/health"} {
+		id := e.do("GET", p, nil).header.Get("A8-Request-Id")
+		if id == "" || seen[id] {
+			t.Fatalf("GET %s: request id %q (empty or repeated)", p, id)
+		}
+		seen[id] = true
 	}
 }
 
@@ -462,4 +482,99 @@ func TestController_Health(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+// The 0.x bulk PUT replaces its destination's rules of its kind, and never takes over another rule.
+func TestController_SetDestinationScope(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newEnv func(func(*controller.Config)) *env) {
+		e := newEnv(nil)
+		e.do("POST", "/v1/rules", `{"rules":[{"id":"shared","destination":"ratings","route":{"backends":[{"tags":["v1"]}]}},
+			{"id":"act","destination":"reviews","actions":[{"action":"trace"}]}]}`)
+		rev := e.revision()
+		r := e.do("PUT", "/v1/rules/routes/reviews", `{"rules":[{"id":"shared","route":{"backends":[{"tags":["v2"]}]}},{"id":"act","route":{"backends":[{"tags":["v3"]}]}}]}`)
+		id, desc := r.errorID(t)
+		if r.code != 400 || id != "error_invalid_rule" || !strings.Contains(desc, `"shared" is the id of a route rule of ratings`) || !strings.Contains(desc, `"act" is the id of a action rule of reviews`) {
+			t.Fatalf("bulk PUT taking over other rules: %s", r)
+		}
+		if l := e.get("/v1/rules"); ids(l) != "shared,act" || l.Revision != rev {
+			t.Fatalf("a refused bulk PUT changed the rules: %s at %d", ids(l), l.Revision)
+		}
+	})
+}
+
+// The exact bodies Amalgam8's tools send.
+func TestController_AmalgamToolBodies(t *testing.T) {
+	e := newMemoryEnv(t, nil)
+	// Python a8ctl route-set reviews --default v1 --selector 'v2(weight=1.0)' --source productpage:v1
+	r := e.do("PUT", "/v1/rules/routes/reviews", `{"rules":[
+		{"destination":"reviews","priority":2,"match":{"source":{"name":"productpage","tags":["v1"]}},"route":{"backends":[{"tags":["v2"],"weight":1.0},{"tags":["v1"]}]}},
+		{"destination":"reviews","priority":1,"route":{"backends":[{"tags":["v1"]}]}}]}`)
+	if r.code != 201 {
+		t.Fatalf("route-set with a weight of 1.0 and a source: %s", r)
+	}
+	// Python a8ctl traffic-start: PUT /v1/rules of the default rule with a weighted backend.
+	l := e.get("/v1/rules/routes/reviews")
+	id := l.Rules[1]["id"]
+	r = e.do("PUT", "/v1/rules", fmt.Sprintf(`{"rules":[{"id":%q,"destination":"reviews","priority":1,"route":{"backends":[{"tags":["v2"],"weight":0.1},{"tags":["v1"]}]}}]}`, id))
+	if r.code != 200 {
+		t.Fatalf("traffic-start: %s", r)
+	}
+	// Gremlin (a8ctl recipe-run without -p): a trace and a delay on an edge, pattern "*", then DELETE by tag.
+	r = e.do("POST", "/v1/rules", `{"rules":[{"destination":"ratings","tags":["3f1c"],"priority":10,
+		"match":{"source":{"name":"reviews","tags":["version=v2"]},"headers":{"X-Request-ID":"*"}},
+		"actions":[{"action":"trace","log_key":"gremlin_recipe_id","log_value":"3f1c","tags":["version=v1"]},
+		           {"action":"delay","probability":1,"duration":7.0,"tags":["version=v1"]}]}]}`)
+	if r.code != 201 {
+		t.Fatalf("Gremlin recipe rule: %s", r)
+	}
+	if r := e.do("DELETE", "/v1/rules?tag=3f1c", nil); r.code != 200 {
+		t.Fatalf("Gremlin cleanup: %s", r)
+	}
+	if got := len(e.get("/v1/rules/actions/ratings").Rules); got != 0 {
+		t.Fatalf("%d Gremlin rules left after the cleanup", got)
+	}
+}
+
+// A watch filtered by id hears that the rule was deleted (a plain GET of it is a 404).
+func TestController_WatchByIDSeesDeletion(t *testing.T) {
+	e := newMemoryEnv(t, nil)
+	e.do("POST", "/v1/rules", `{"rules":[{"id":"x","destination":"d","route":{"backends":[{"tags":["v1"]}]}}]}`)
+	done := make(chan reply, 1)
+	go func() { done <- e.do("GET", "/v1/rules?id=x&index=1&wait=30s", nil) }()
+	time.Sleep(50 * time.Millisecond)
+	e.do("DELETE", "/v1/rules?id=x", nil)
+	r := <-done
+	var l ruleList
+	r.decode(t, &l)
+	if r.code != 200 || len(l.Rules) != 0 || l.Revision != 2 {
+		t.Fatalf("watch of a deleted rule: %s", r)
+	}
+	if r := e.do("GET", "/v1/rules?id=x", nil); r.code != 404 {
+		t.Fatalf("plain GET of a deleted rule: %s", r)
+	}
+}
+
+// Drain answers open watches at once, with the current rules.
+func TestController_DrainAnswersWatches(t *testing.T) {
+	s, _ := memory.NewRules("")
+	ctl, err := controller.New(controller.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ctl.Handler())
+	defer srv.Close()
+	e := &env{t: t, url: srv.URL, store: s}
+	done := make(chan reply, 1)
+	go func() { done <- e.do("GET", "/v1/rules?index=0&wait=5m", nil) }()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	ctl.Drain()
+	select {
+	case r := <-done:
+		if r.code != 200 || time.Since(start) > 5*time.Second {
+			t.Fatalf("drained watch: %s", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain did not answer an open watch")
+	}
 }

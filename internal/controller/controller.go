@@ -99,10 +99,13 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Drain() { s.drain() }
 
 // errorBody is the controller's error body: Amalgam8's {"error", "description"} and, for invalid
-// rules, every problem with its path, for tools.
+// rules, every problem with its path, for tools. For the errors Amalgam8's HTTP framework answered
+// itself (404, 405, 415), the framework's {"Error": "..."} is there too, so clients of either shape
+// read them.
 type errorBody struct {
 	api.ControllerError
-	Problems []problem `json:"problems,omitempty"`
+	Problems  []problem `json:"problems,omitempty"`
+	Framework string    `json:"Error,omitempty"`
 }
 
 type problem struct {
@@ -112,7 +115,12 @@ type problem struct {
 }
 
 func writeError(w http.ResponseWriter, _ *http.Request, status int, code, msg string) {
-	httpapi.WriteJSON(w, status, errorBody{ControllerError: api.ControllerError{Error: code, Description: msg}})
+	body := errorBody{ControllerError: api.ControllerError{Error: code, Description: msg}}
+	switch code {
+	case httpapi.CodeNotFound, httpapi.CodeMethodNotAllowed, httpapi.CodeContentType:
+		body.Framework = msg
+	}
+	httpapi.WriteJSON(w, status, body)
 }
 
 // WriteError is the controller's httpapi.ErrorWriter, for servers that mount the controller.
@@ -122,7 +130,7 @@ var WriteError httpapi.ErrorWriter = writeError
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.Mount(mux)
-	mux.Handle("/", httpapi.NotFound(writeError))
+	mux.Handle("/", requestID(httpapi.NotFound(writeError)))
 	return s.Wrap(mux)
 }
 
@@ -166,7 +174,10 @@ func (s *Server) Mount(mux *http.ServeMux) {
 	})))
 }
 
-// requestID sets A8-Request-Id on the answer: the request's own, or a new one.
+// RequestID sets A8-Request-Id on the answer: the request's own, or a new one. Servers that mount the
+// controller wrap their catch-all with it.
+func RequestID(next http.Handler) http.Handler { return requestID(next) }
+
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
@@ -229,11 +240,13 @@ func (s *Server) readRules(w http.ResponseWriter, r *http.Request, allowEmpty bo
 	}
 	var body api.RuleList
 	if err := strictjson.Unmarshal(data, &body, ""); err != nil {
+		// Like Amalgam8: JSON that does not decode (malformed, or a value of the wrong type) is
+		// error_invalid_json; a field the schema does not have is error_invalid_rule.
 		var se *strictjson.Error
-		if errors.As(err, &se) && se.Syntax {
-			writeError(w, r, http.StatusBadRequest, ErrInvalidJSON, err.Error())
-		} else {
+		if errors.As(err, &se) && se.Unknown {
 			writeError(w, r, http.StatusBadRequest, ErrInvalidRule, err.Error())
+		} else {
+			writeError(w, r, http.StatusBadRequest, ErrInvalidJSON, err.Error())
 		}
 		return nil, false
 	}

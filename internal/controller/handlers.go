@@ -115,7 +115,9 @@ func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if missing := missingIDs(set, f.ids); len(missing) > 0 {
+	// A plain read of an id that does not exist is a 404; a watch of one is not (the rule may be about
+	// to be created, or was just deleted, and the watcher must hear of that).
+	if missing := missingIDs(set, f.ids); len(missing) > 0 && !wt.Blocking {
 		writeError(w, r, http.StatusNotFound, ErrRuleNotFound, (&store.MissingRulesError{IDs: missing}).Error())
 		return
 	}
@@ -289,8 +291,30 @@ func (s *Server) setDestination(kind ruleKind) http.HandlerFunc {
 			return
 		}
 		ids := assignIDs(rs)
-		del := &filter{destinations: []string{dest}, kind: kind}
-		rev, err := s.store.Change(r.Context(), auth.Namespace(r.Context()), store.RuleChange{Delete: del.match, Put: rs})
+		scope := &filter{destinations: []string{dest}, kind: kind}
+		// The bulk form replaces the destination's rules of one kind and nothing else: an id that
+		// belongs to a rule outside that scope is refused rather than silently taken over.
+		check := func(current []api.Rule) error {
+			var problems []rules.Problem
+			for i := range rs {
+				for j := range current {
+					if current[j].ID == rs[i].ID && !scope.match(&current[j]) {
+						problems = append(problems, rules.Problem{Path: fmt.Sprintf("rules[%d].id", i), RuleID: rs[i].ID,
+							Reason: fmt.Sprintf("%q is the id of a %s rule of %s; this request replaces the %s rules of %s only", rs[i].ID, kindName(&current[j]), current[j].Destination, kind.name, dest)})
+					}
+				}
+			}
+			if len(problems) > 0 {
+				return &rules.ValidationError{Problems: problems}
+			}
+			return nil
+		}
+		rev, err := s.store.Change(r.Context(), auth.Namespace(r.Context()), store.RuleChange{Delete: scope.match, Put: rs, Check: check})
+		var ve *rules.ValidationError
+		if errors.As(err, &ve) {
+			invalid(w, ve)
+			return
+		}
 		if err != nil {
 			s.storeError(w, r, "setting the "+kind.name+" rules of "+dest, err)
 			return
@@ -298,6 +322,13 @@ func (s *Server) setDestination(kind ruleKind) http.HandlerFunc {
 		s.changed(r, "set "+kind.path+" of "+dest, rev, ids)
 		httpapi.WriteJSON(w, http.StatusCreated, api.RuleIDs{IDs: ids})
 	}
+}
+
+func kindName(r *api.Rule) string {
+	if r.IsRoute() {
+		return "route"
+	}
+	return "action"
 }
 
 // problemsOf returns the problems of a rules.Validate error (none for nil).

@@ -94,14 +94,13 @@ func (r reply) decode(t *testing.T, v any) {
 // errorID returns the "error" of a controller error body, failing on any other shape.
 func (r reply) errorID(t *testing.T) (id, description string) {
 	t.Helper()
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"description"`
-	}
-	if err := json.Unmarshal(r.body, &e); err != nil || e.Error == "" || e.Description == "" {
+	var e map[string]any // a map: keys are case-sensitive here, unlike struct fields
+	if err := json.Unmarshal(r.body, &e); err != nil || e["error"] == nil || e["description"] == nil {
 		t.Fatalf("error body %q is not {\"error\", \"description\"}", r.body)
 	}
-	return e.Error, e.Description
+	id, _ = e["error"].(string)
+	description, _ = e["description"].(string)
+	return id, description
 }
 
 type opt func(*http.Request)

@@ -90,10 +90,13 @@ type Action struct {
 	Kind        string // delay, abort or trace
 	Delay       time.Duration
 	Probability float64 // effective, default 1
-	ReturnCode  int
-	LogKey      string // default "trace"
-	LogValue    string
-	Tags        []string // the action applies only to backends carrying all of these
+	ReturnCode  int     // an HTTP status when Reset is false
+	// Reset is an abort that closes the connection without an answer: a return code below 100
+	// (Gremlin's -1 for a reset and 0 for a partition or crash).
+	Reset    bool
+	LogKey   string // default "trace"
+	LogValue string
+	Tags     []string // the action applies only to backends carrying all of these
 }
 
 // Compile validates rules and compiles them. A rule set that does not validate is not compiled.
@@ -146,7 +149,7 @@ func (s *Set) Destinations() []string {
 func compileCondition(src *api.Source, headers map[string]string) condition {
 	c := condition{source: src}
 	for name, pattern := range headers {
-		c.headers = append(c.headers, headerMatch{textproto.CanonicalMIMEHeaderKey(name), regexp.MustCompile(pattern)})
+		c.headers = append(c.headers, headerMatch{textproto.CanonicalMIMEHeaderKey(name), regexp.MustCompile(HeaderPattern(pattern))})
 	}
 	slices.SortFunc(c.headers, func(a, b headerMatch) int { return cmp.Compare(a.name, b.name) })
 	return c
@@ -230,6 +233,7 @@ func compileActions(r *api.Rule, m Matcher) *ActionRule {
 		}
 		if a.ReturnCode != nil {
 			ca.ReturnCode = *a.ReturnCode
+			ca.Reset = a.Action == api.ActionAbort && ca.ReturnCode < 100
 		}
 		ca.Delay = seconds(a.Duration)
 		ar.Actions = append(ar.Actions, ca)

@@ -45,16 +45,28 @@ func TestValidate(t *testing.T) {
 		{"weights above 1", func(r *api.Rule) {
 			r.Route.Backends = []api.Backend{backend(f(0.7), "v1"), backend(f(0.5), "v2")}
 		}, "rules[0].route.backends: weights of destination reviews sum to 1.2, more than 1"},
-		{"nothing left for unweighted", func(r *api.Rule) {
+		{"nothing left for unweighted (a8ctl route-set weight=1.0)", func(r *api.Rule) {
 			r.Route.Backends = []api.Backend{backend(f(1), "v1"), backend(nil, "v2")}
-		}, "rules[0].route.backends[1]: has no weight, but the weighted backends already take all the traffic"},
-		{"same backend twice", func(r *api.Rule) {
+		}, ""},
+		{"same backend twice (a8ctl route-set)", func(r *api.Rule) {
 			r.Route.Backends = []api.Backend{backend(f(0.5), "a", "b"), {Name: "reviews", Tags: []string{"b", "a"}}}
-		}, "rules[0].route.backends[1]: routes to the same service and tags as backends[0]"},
+		}, ""},
+		{"comma in a backend tag", func(r *api.Rule) { r.Route.Backends[0].Tags = []string{"a,b"} }, `rules[0].route.backends[0].tags[0]: "a,b" contains a comma`},
+		{"comma in a rule tag is fine", func(r *api.Rule) { r.Tags = []string{"a,b"} }, ""},
+		{"destination with slash", func(r *api.Rule) { r.Destination = "a/b" }, `rules[0].destination: "a/b" contains /`},
+		{"destination with newline", func(r *api.Rule) { r.Destination = "ab\n" }, `contains spaces or control characters`},
+		{"backend name with space", func(r *api.Rule) { r.Route.Backends[0].Name = "a b" }, `rules[0].route.backends[0].name: "a b" contains spaces`},
+		{"huge timeout", func(r *api.Rule) { r.Route.HTTPReqTimeout = f(1e12) }, "rules[0].route.http_req_timeout: the timeout must be more than 0 and at most 86400 seconds, got 1e+12"},
+		{"huge retries", func(r *api.Rule) { r.Route.HTTPReqRetries = n(1000) }, "rules[0].route.http_req_retries: must be in [0, 100], got 1000"},
+		{"huge sleep window", func(r *api.Rule) { r.Route.Backends[0].Resilience = &api.Resilience{SleepWindow: 1e300} }, "resilience.sleep_window: must be in [0, 86400] seconds"},
+		{"header duplicates far apart", func(r *api.Rule) {
+			r.Match = &api.Match{Headers: map[string]string{"Cookie": "a", "Foo": "b", "cookie": "c"}}
+		}, "header names are case-insensitive"},
+		{"Gremlin's * pattern", func(r *api.Rule) { r.Match = &api.Match{Headers: map[string]string{"X-Request-ID": "*"}} }, ""},
 		{"bad lb_type", func(r *api.Rule) { r.Route.Backends[0].LBType = "fastest" }, `lb_type: "fastest" is not one of round_robin, least_request, random`},
-		{"negative resilience", func(r *api.Rule) { r.Route.Backends[0].Resilience = &api.Resilience{MaxRequests: -1} }, "resilience.max_requests: must be 0 or more"},
-		{"zero timeout", func(r *api.Rule) { r.Route.HTTPReqTimeout = f(0) }, "rules[0].route.http_req_timeout: must be more than 0 seconds"},
-		{"negative retries", func(r *api.Rule) { r.Route.HTTPReqRetries = n(-1) }, "rules[0].route.http_req_retries: must be 0 or more"},
+		{"negative resilience", func(r *api.Rule) { r.Route.Backends[0].Resilience = &api.Resilience{MaxRequests: -1} }, "resilience.max_requests: must be in [0, 1073741824], got -1"},
+		{"zero timeout", func(r *api.Rule) { r.Route.HTTPReqTimeout = f(0) }, "rules[0].route.http_req_timeout: the timeout must be more than 0"},
+		{"negative retries", func(r *api.Rule) { r.Route.HTTPReqRetries = n(-1) }, "rules[0].route.http_req_retries: must be in [0, 100], got -1"},
 		{"uri path and prefix", func(r *api.Rule) { r.Route.URI = &api.URI{Path: "/a", Prefix: "/b"} }, "rules[0].route.uri: give path or prefix, not both"},
 		{"uri relative", func(r *api.Rule) { r.Route.URI = &api.URI{Prefix: "b"} }, `rules[0].route.uri.prefix: must start with /`},
 		{"bad regex", func(r *api.Rule) { r.Match = &api.Match{Headers: map[string]string{"Cookie": "user=(jason"}} }, `rules[0].match.headers.Cookie: invalid regex "user=(jason"`},
@@ -99,6 +111,9 @@ func TestValidate_Actions(t *testing.T) {
 		{api.Action{Action: "trace", LogKey: "gremlin_recipe_id", LogValue: "r1"}, ""},
 		{api.Action{Action: "delay"}, "rules[0].actions[1].duration: required"},
 		{api.Action{Action: "delay", Duration: 1, Probability: f(0)}, "rules[0].actions[1].probability: must be in (0, 1], got 0"},
+		{api.Action{Action: "delay", Duration: 1e300}, "rules[0].actions[1].duration: the delay must be more than 0 and at most 86400 seconds"},
+		{api.Action{Action: "delay", Duration: -1}, "rules[0].actions[1].duration: the delay must be more than 0"},
+		{api.Action{Action: "abort", ReturnCode: n(503), Tags: []string{"v1,v2"}}, `contains a comma`},
 		{api.Action{Action: "delay", Duration: 1, Probability: f(1.1)}, "must be in (0, 1], got 1.1"},
 		{api.Action{Action: "delay", Duration: 1, ReturnCode: n(500)}, "rules[0].actions[1].return_code: is not a field of a delay action"},
 		{api.Action{Action: "abort"}, "rules[0].actions[1].return_code: required"},
@@ -262,6 +277,33 @@ func TestMatch(t *testing.T) {
 	}
 	if d.Routes[1].Match.MatchesCaller(pp2) || !d.Routes[1].Match.MatchesCaller(pp1) || !d.Routes[0].Match.MatchesCaller(gw) {
 		t.Fatal("MatchesCaller")
+	}
+}
+
+func TestCompile_EdgeCases(t *testing.T) {
+	rs := []api.Rule{
+		// Amalgam8 route-set --default v1 --selector 'v2(weight=1.0)': v1 takes nothing.
+		{ID: "w1", Destination: "reviews", Route: &api.Route{Backends: []api.Backend{backend(f(1), "v2"), backend(nil, "v1")}}},
+		// Gremlin: a "*" header pattern and aborts that reset the connection.
+		{ID: "g", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"X-Request-ID": "*"}}, Actions: []api.Action{
+			{Action: "abort", ReturnCode: n(0)}, {Action: "abort", ReturnCode: n(-1)}, {Action: "abort", ReturnCode: n(503)}}},
+	}
+	s, err := Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1 := s.Destination("reviews").Routes[0]
+	for _, u := range []float64{0, 0.5, 0.999999} {
+		if got := w1.Pick(u).Tags[0]; got != "v2" {
+			t.Fatalf("Pick(%v) = %s; a backend with no share must never be picked", u, got)
+		}
+	}
+	g := s.Destination("ratings").Actions[0]
+	if !g.Match.Match(Caller{Name: "x"}, http.Header{"X-Request-Id": {"abc"}}) || g.Match.Match(Caller{Name: "x"}, http.Header{}) {
+		t.Fatal("the * pattern must match any value of a present header, and not a missing header")
+	}
+	if !g.Actions[0].Reset || !g.Actions[1].Reset || g.Actions[2].Reset || g.Actions[2].ReturnCode != 503 {
+		t.Fatalf("return codes below 100 reset the connection: %+v", g.Actions)
 	}
 }
 

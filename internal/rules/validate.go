@@ -23,7 +23,19 @@ const (
 	MaxTagBytes         = 256
 	MaxReturnCode       = 599
 	MinReturnCode       = -5
+	MaxSeconds          = 86400 // a day: the longest timeout, delay or window
+	MaxRetries          = 100
+	MaxCount            = 1 << 30 // resilience limits
 )
+
+// HeaderPattern is the regular expression of a header match. A lone "*" is taken as "anything", as
+// Gremlin's recipes (a8ctl recipe-run without -p) send it; everything else is a regular expression.
+func HeaderPattern(p string) string {
+	if p == "*" {
+		return ".*"
+	}
+	return p
+}
 
 // Problem is one thing wrong with a rule: where (a path such as rules[2].route.backends[1].weight)
 // and why.
@@ -102,13 +114,12 @@ func (v *validator) rule(path string, r *api.Rule) {
 	if r.ID != "" {
 		v.text(path+".id", r.ID, MaxIDBytes)
 	}
-	switch {
-	case r.Destination == "":
+	if r.Destination == "" {
 		v.add(path+".destination", "required: the service the rule applies to")
-	case len(r.Destination) > MaxDestinationBytes:
-		v.add(path+".destination", "longer than %d bytes (%d)", MaxDestinationBytes, len(r.Destination))
+	} else {
+		v.name(path+".destination", r.Destination)
 	}
-	v.tags(path+".tags", r.Tags, false)
+	v.tags(path+".tags", r.Tags, false, false)
 	if r.Match != nil {
 		v.match(path+".match", r.Match)
 	}
@@ -141,8 +152,22 @@ func (v *validator) text(path, s string, max int) {
 	}
 }
 
-// tags checks a tag list: non-empty strings, no duplicates; required lists must have one.
-func (v *validator) tags(path string, tags []string, required bool) {
+// name checks a service name: what the sidecar can route to as /<name>/ and match as a source.
+func (v *validator) name(path, s string) {
+	switch {
+	case len(s) > MaxDestinationBytes:
+		v.add(path, "longer than %d bytes (%d)", MaxDestinationBytes, len(s))
+	case strings.ContainsAny(s, "/?#"):
+		v.add(path, "%q contains /, ? or #: a service name is one path segment", s)
+	default:
+		v.text(path, s, MaxDestinationBytes)
+	}
+}
+
+// tags checks a tag list: non-empty strings, no duplicates; required lists must have one. Tags that
+// name instances (backends, sources, actions) must not contain commas, which separate tags in
+// Amalgam8's "name:tag1,tag2" forms.
+func (v *validator) tags(path string, tags []string, required, instanceTags bool) {
 	if required && len(tags) == 0 {
 		v.add(path, "required: at least one tag, such as \"version=v1\"")
 		return
@@ -154,9 +179,18 @@ func (v *validator) tags(path string, tags []string, required bool) {
 			v.add(p, "must not be empty")
 		case len(t) > MaxTagBytes:
 			v.add(p, "longer than %d bytes (%d)", MaxTagBytes, len(t))
+		case instanceTags && strings.Contains(t, ","):
+			v.add(p, "%q contains a comma, which separates tags; give each tag on its own", t)
 		case slices.Index(tags, t) < i:
 			v.add(p, "%q is listed twice", t)
 		}
+	}
+}
+
+// seconds checks a time in seconds: more than 0, at most MaxSeconds.
+func (v *validator) seconds(path string, f float64, what string) {
+	if !(f > 0 && f <= MaxSeconds) {
+		v.add(path, "%s must be more than 0 and at most %d seconds, got %v", what, MaxSeconds, f)
 	}
 }
 
@@ -180,29 +214,30 @@ func (v *validator) condition(path string, src *api.Source, headers map[string]s
 	if src != nil {
 		if src.Name == "" {
 			v.add(path+".source.name", "required: the name of the calling service")
-		} else if len(src.Name) > MaxDestinationBytes {
-			v.add(path+".source.name", "longer than %d bytes (%d)", MaxDestinationBytes, len(src.Name))
+		} else {
+			v.name(path+".source.name", src.Name)
 		}
-		v.tags(path+".source.tags", src.Tags, false)
+		v.tags(path+".source.tags", src.Tags, false, true)
 	}
 	names := make([]string, 0, len(headers))
 	for h := range headers {
 		names = append(names, h)
 	}
 	slices.Sort(names)
+	seen := map[string]string{}
 	for _, h := range names {
 		p := path + ".headers." + h
 		if !validHeaderName(h) {
 			v.add(p, "%q is not a valid HTTP header name", h)
 			continue
 		}
-		if _, err := regexp.Compile(headers[h]); err != nil {
-			v.add(p, "invalid regex %q: %v", headers[h], err)
+		canonical := textproto.CanonicalMIMEHeaderKey(h)
+		if first, dup := seen[canonical]; dup {
+			v.add(p, "same header as %q (header names are case-insensitive)", first)
 		}
-	}
-	for i, h := range names {
-		if i > 0 && textproto.CanonicalMIMEHeaderKey(h) == textproto.CanonicalMIMEHeaderKey(names[i-1]) {
-			v.add(path+".headers."+h, "same header as %q (header names are case-insensitive)", names[i-1])
+		seen[canonical] = h
+		if _, err := regexp.Compile(HeaderPattern(headers[h])); err != nil {
+			v.add(p, "invalid regex %q: %v", headers[h], err)
 		}
 	}
 }
@@ -226,31 +261,29 @@ func (v *validator) route(path, destination string, r *api.Route) {
 	if len(r.Backends) == 0 {
 		v.add(path+".backends", "required: at least one backend, such as {\"tags\": [\"version=v1\"]}")
 	}
-	if r.HTTPReqTimeout != nil && !(*r.HTTPReqTimeout > 0) {
-		v.add(path+".http_req_timeout", "must be more than 0 seconds, got %v", *r.HTTPReqTimeout)
+	if r.HTTPReqTimeout != nil {
+		v.seconds(path+".http_req_timeout", *r.HTTPReqTimeout, "the timeout")
 	}
-	if r.HTTPReqRetries != nil && *r.HTTPReqRetries < 0 {
-		v.add(path+".http_req_retries", "must be 0 or more, got %d", *r.HTTPReqRetries)
+	if r.HTTPReqRetries != nil && (*r.HTTPReqRetries < 0 || *r.HTTPReqRetries > MaxRetries) {
+		v.add(path+".http_req_retries", "must be in [0, %d], got %d", MaxRetries, *r.HTTPReqRetries)
 	}
 	if r.URI != nil {
 		v.uri(path+".uri", r.URI)
 	}
-	sum, unweighted := 0.0, -1
+	sum := 0.0
 	for i := range r.Backends {
 		b := &r.Backends[i]
 		p := fmt.Sprintf("%s.backends[%d]", path, i)
-		if b.Name != "" && len(b.Name) > MaxDestinationBytes {
-			v.add(p+".name", "longer than %d bytes (%d)", MaxDestinationBytes, len(b.Name))
+		if b.Name != "" {
+			v.name(p+".name", b.Name)
 		}
-		v.tags(p+".tags", b.Tags, true)
+		v.tags(p+".tags", b.Tags, true, true)
 		if b.Weight != nil {
 			if w := *b.Weight; !(w > 0 && w <= 1) {
 				v.add(p+".weight", "must be in (0, 1], got %v", w)
 			} else {
 				sum += w
 			}
-		} else if unweighted < 0 {
-			unweighted = i
 		}
 		if b.LBType != "" && !slices.Contains(lbTypes, b.LBType) {
 			v.add(p+".lb_type", "%q is not one of %s", b.LBType, strings.Join(lbTypes, ", "))
@@ -261,44 +294,18 @@ func (v *validator) route(path, destination string, r *api.Route) {
 		if b.URI != nil {
 			v.uri(p+".uri", b.URI)
 		}
-		if b.Timeout != nil && !(*b.Timeout > 0) {
-			v.add(p+".timeout", "must be more than 0 seconds, got %v", *b.Timeout)
+		if b.Timeout != nil {
+			v.seconds(p+".timeout", *b.Timeout, "the timeout")
 		}
-		if b.Retries != nil && *b.Retries < 0 {
-			v.add(p+".retries", "must be 0 or more, got %d", *b.Retries)
-		}
-		for j := range i {
-			if sameBackend(&r.Backends[j], b, destination) {
-				v.add(p, "routes to the same service and tags as backends[%d]", j)
-				break
-			}
+		if b.Retries != nil && (*b.Retries < 0 || *b.Retries > MaxRetries) {
+			v.add(p+".retries", "must be in [0, %d], got %d", MaxRetries, *b.Retries)
 		}
 	}
-	const eps = 1e-9
-	if sum > 1+eps {
+	// Unweighted backends share what the weighted ones leave, which may be nothing: Amalgam8's
+	// route-set --selector 'v2(weight=1.0)' sends a default backend that then takes no traffic.
+	if eps := 1e-9; sum > 1+eps {
 		v.add(path+".backends", "weights of destination %s sum to %s, more than 1", destination, trimFloat(sum))
-	} else if unweighted >= 0 && sum > 1-eps {
-		v.add(fmt.Sprintf("%s.backends[%d]", path, unweighted), "has no weight, but the weighted backends already take all the traffic (weights sum to 1)")
 	}
-}
-
-func sameBackend(a, b *api.Backend, destination string) bool {
-	an, bn := a.Name, b.Name
-	if an == "" {
-		an = destination
-	}
-	if bn == "" {
-		bn = destination
-	}
-	if an != bn || len(a.Tags) != len(b.Tags) {
-		return false
-	}
-	for _, t := range a.Tags {
-		if !slices.Contains(b.Tags, t) {
-			return false
-		}
-	}
-	return true
 }
 
 func trimFloat(f float64) string {
@@ -327,20 +334,22 @@ func (v *validator) resilience(path string, r *api.Resilience) {
 		{"max_connections", r.MaxConnections}, {"max_pending_requests", r.MaxPendingRequests}, {"max_requests", r.MaxRequests},
 		{"consecutive_errors", r.ConsecutiveErrors}, {"max_requests_per_connection", r.MaxRequestsPerConnection},
 	} {
-		if f.value < 0 {
-			v.add(path+"."+f.name, "must be 0 or more, got %d", f.value)
+		if f.value < 0 || f.value > MaxCount {
+			v.add(path+"."+f.name, "must be in [0, %d], got %d", MaxCount, f.value)
 		}
 	}
-	if r.SleepWindow < 0 {
-		v.add(path+".sleep_window", "must be 0 or more seconds, got %v", r.SleepWindow)
-	}
-	if r.DetectionInterval < 0 {
-		v.add(path+".detection_interval", "must be 0 or more seconds, got %v", r.DetectionInterval)
+	for _, f := range []struct {
+		name  string
+		value float64
+	}{{"sleep_window", r.SleepWindow}, {"detection_interval", r.DetectionInterval}} {
+		if !(f.value >= 0 && f.value <= MaxSeconds) {
+			v.add(path+"."+f.name, "must be in [0, %d] seconds, got %v", MaxSeconds, f.value)
+		}
 	}
 }
 
 func (v *validator) action(path string, a *api.Action) {
-	v.tags(path+".tags", a.Tags, false)
+	v.tags(path+".tags", a.Tags, false, true)
 	probability := func() {
 		if a.Probability != nil {
 			if p := *a.Probability; !(p > 0 && p <= 1) {
@@ -361,8 +370,10 @@ func (v *validator) action(path string, a *api.Action) {
 	}
 	switch a.Action {
 	case api.ActionDelay:
-		if !(a.Duration > 0) {
+		if a.Duration == 0 {
 			v.add(path+".duration", "required: the delay in seconds, more than 0")
+		} else {
+			v.seconds(path+".duration", a.Duration, "the delay")
 		}
 		probability()
 		notHere("a delay", field{"return_code", a.ReturnCode != nil}, field{"log_key", a.LogKey != ""}, field{"log_value", a.LogValue != ""})

@@ -27,6 +27,9 @@ type RuleChange struct {
 	// MustExist makes Put an update: if any of its ids is not present, nothing changes and Change
 	// returns a *MissingRulesError.
 	MustExist bool
+	// Check, if set, sees the rules present before the change; an error it returns aborts the
+	// change (nothing is written) and is returned by Change as it is.
+	Check func(current []api.Rule) error
 }
 
 // MissingRulesError names the ids an update or lookup did not find. It matches ErrNotFound.

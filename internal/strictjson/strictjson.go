@@ -16,12 +16,13 @@ import (
 	"strings"
 )
 
-// Error is a decoding error at Path ("" for the whole document). Syntax is set when the document is
-// not JSON at all (as opposed to JSON of the wrong shape).
+// Error is a decoding error at Path ("" for the whole document).
 type Error struct {
 	Path   string
 	Reason string
-	Syntax bool
+	// Syntax is set when the document is not JSON at all; Unknown when it names a field the schema
+	// does not have. Otherwise a value has the wrong type.
+	Syntax, Unknown bool
 }
 
 func (e *Error) Error() string {
@@ -101,7 +102,7 @@ func Check(doc any, t reflect.Type, path string) error {
 					known = append(known, name)
 				}
 				slices.Sort(known)
-				return &Error{Path: join(path, k), Reason: "unknown field; known fields here: " + strings.Join(known, ", ")}
+				return &Error{Path: join(path, k), Reason: "unknown field; known fields here: " + strings.Join(known, ", "), Unknown: true}
 			}
 			if err := Check(obj[k], f, join(path, k)); err != nil {
 				return err

@@ -193,3 +193,21 @@ func TestController_TwoReplicasOnOneRedis(t *testing.T) {
 		t.Fatalf("after 20 concurrent writes through two controllers: %d rules at revision %d, %v", len(l.Rules), l.Revision, err)
 	}
 }
+
+// A second a8 on the same data directory is refused at start, with advice, instead of overwriting
+// the first one's rules.
+func TestUp_DataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	startA8(t, nil, "/health", "up", "--data_dir", dir)
+	p := startA8NoWait(t, nil, []string{"up", "--data_dir", dir})
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err == nil || !strings.Contains(p.out.String(), "in use by another a8 process") {
+			t.Fatalf("second a8 up on %s: %v\n%s", dir, err, p.out.String())
+		}
+		p.killed = true // its exit status is the point of the test
+	case <-time.After(30 * time.Second):
+		t.Fatal("a second a8 up on the same data directory kept running")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/internal/store"
@@ -24,8 +25,9 @@ import (
 // crash or a kill -9. Reads never wait: each namespace's rules are an immutable snapshot swapped in
 // after its file is on disk.
 type Rules struct {
-	dir string
-	hub *watch.Hub
+	dir  string
+	lock *os.File // the data directory's lock, held while the store is open
+	hub  *watch.Hub
 
 	mu      sync.Mutex
 	tenants map[string]*ruleTenant
@@ -46,7 +48,8 @@ type ruleFile struct {
 }
 
 // NewRules returns a store that persists to dir (created if missing), loading what is there. An
-// empty dir keeps rules in memory only.
+// empty dir keeps rules in memory only. The directory is locked while the store is open: a second
+// process on the same directory would overwrite the first one's files, so it is refused.
 func NewRules(dir string) (*Rules, error) {
 	s := &Rules{dir: dir, hub: watch.NewHub(), tenants: map[string]*ruleTenant{}}
 	if dir == "" {
@@ -55,6 +58,17 @@ func NewRules(dir string) (*Rules, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("rules data directory %s: %w", dir, err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	files, err := filepath.Glob(filepath.Join(dir, "rules-*.json"))
 	if err != nil {
 		return nil, err
@@ -80,7 +94,24 @@ func NewRules(dir string) (*Rules, error) {
 			_ = os.Remove(tmp)
 		}
 	}
+	ok = true
 	return s, nil
+}
+
+// lockDir takes an exclusive lock on dir/LOCK, without waiting.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("rules data directory %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("rules data directory %s is in use by another a8 process; give each controller its own --data_dir (or share rules through --database_type redis)", dir)
+		}
+		return nil, fmt.Errorf("lock rules data directory %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // fileName is a namespace's file: a hash of its name, so that any name makes a safe, short file name.
@@ -134,6 +165,11 @@ func (s *Rules) Change(ctx context.Context, ns string, ch store.RuleChange) (int
 	byID := make(map[string]int, len(cur.Rules))
 	for i := range cur.Rules {
 		byID[cur.Rules[i].ID] = i
+	}
+	if ch.Check != nil {
+		if err := ch.Check(cur.Rules); err != nil {
+			return 0, err
+		}
 	}
 	if ch.MustExist {
 		var missing []string
@@ -198,12 +234,13 @@ func (s *Rules) persist(ns string, set *store.RuleSet) (err error) {
 	if err == nil {
 		err = os.Rename(tmp.Name(), filepath.Join(s.dir, fileName(ns)))
 	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
 	if err != nil {
 		return fmt.Errorf("%w: write rules to %s: %w", store.ErrUnavailable, s.dir, err)
 	}
+	// The new file is in place: the change is made, whatever happens next. Syncing the directory
+	// makes the rename itself durable; should that fail (rare: the file system is failing), the
+	// change stands, as the file already says it does.
+	_ = syncDir(s.dir)
 	return nil
 }
 
@@ -238,5 +275,10 @@ func (s *Rules) Ping(context.Context) error {
 	return os.Remove(f.Name())
 }
 
-// Close implements store.Rules.
-func (s *Rules) Close() error { return nil }
+// Close releases the data directory.
+func (s *Rules) Close() error {
+	if s.lock != nil {
+		return s.lock.Close()
+	}
+	return nil
+}

@@ -51,6 +51,7 @@ func TestRules_SurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	s.Close()
 	// A write a crash interrupted leaves a temporary file; it was never acknowledged.
 	if err := os.WriteFile(filepath.Join(dir, ".rules-123.tmp"), []byte("{half"), 0o644); err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestRules_WriteFailureChangesNothing(t *testing.T) {
 	s, _ := memory.NewRules(dir)
 	ctx := context.Background()
 	// The data directory disappears under the store (a lost mount, say); even root cannot write.
-	if err := os.Remove(dir); err != nil {
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(dir, nil, 0o644); err != nil {
@@ -108,4 +109,22 @@ func TestRules_WriteFailureChangesNothing(t *testing.T) {
 	if rs, _ := s.Get(ctx, "ns"); len(rs.Rules) != 0 || rs.Revision != 0 {
 		t.Fatalf("a failed write changed the rules: %+v", rs)
 	}
+}
+
+// Two stores on one data directory would overwrite each other's files: the second is refused.
+func TestRules_DataDirIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := memory.NewRules(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := memory.NewRules(dir); err == nil || !strings.Contains(err.Error(), "in use by another a8 process") {
+		t.Fatalf("second store on %s: %v", dir, err)
+	}
+	s.Close()
+	s2, err := memory.NewRules(dir)
+	if err != nil {
+		t.Fatalf("reopening after Close: %v", err)
+	}
+	s2.Close()
 }

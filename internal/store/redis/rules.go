@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -108,10 +109,19 @@ func (s *Rules) Change(ctx context.Context, ns string, ch store.RuleChange) (int
 			return err
 		}
 		var del []string
-		if ch.Delete != nil || ch.MustExist {
+		if ch.Delete != nil || ch.MustExist || ch.Check != nil {
 			m, err := tx.HGetAll(ctx, rulesKey).Result()
 			if err != nil {
 				return err
+			}
+			if ch.Check != nil {
+				existing, err := decodeRules(m)
+				if err != nil {
+					return err
+				}
+				if err := ch.Check(existing); err != nil {
+					return checkErr{err}
+				}
 			}
 			if ch.MustExist {
 				var missing []string
@@ -151,21 +161,40 @@ func (s *Rules) Change(ctx context.Context, ns string, ch store.RuleChange) (int
 		})
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	// Another replica changing the namespace first makes EXEC fail; compute the change again on the
+	// new state, with a growing, jittered pause, for as long as contentionBudget allows.
+	deadline := time.Now().Add(contentionBudget)
+	pause := time.Millisecond
+	for {
 		err := s.client.Watch(ctx, txn, revKey)
 		if err == nil {
 			return revision, nil
 		}
 		var missing *store.MissingRulesError
+		var check checkErr
 		switch {
 		case errors.As(err, &missing):
 			return 0, err
-		case errors.Is(err, goredis.TxFailedErr) && attempt < 50:
-			continue // another replica changed the namespace first; compute again
+		case errors.As(err, &check):
+			return 0, check.err
+		case errors.Is(err, goredis.TxFailedErr) && time.Now().Before(deadline) && ctx.Err() == nil:
+			time.Sleep(pause/2 + rand.N(pause))
+			pause = min(pause*2, 50*time.Millisecond)
+			continue
+		case errors.Is(err, goredis.TxFailedErr):
+			return 0, fmt.Errorf("redis change rules: %w: other writers kept changing namespace %q for %v; retry", store.ErrUnavailable, ns, contentionBudget)
 		}
 		return 0, storeErr(ctx, "change rules", err)
 	}
 }
+
+// contentionBudget bounds how long a change retries while other replicas win the race for it.
+const contentionBudget = 10 * time.Second
+
+// checkErr carries a RuleChange.Check error out of the transaction.
+type checkErr struct{ err error }
+
+func (e checkErr) Error() string { return e.err.Error() }
 
 // Wait implements store.Rules.
 func (s *Rules) Wait(ctx context.Context, ns string, after int64) (int64, error) {

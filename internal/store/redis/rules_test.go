@@ -50,8 +50,9 @@ func TestRules_Replicas(t *testing.T) {
 	if rev := <-woke; rev != 1 {
 		t.Fatalf("replica b woke at %d, want 1", rev)
 	}
-	done := make(chan error, 40)
-	for i := range 20 {
+	const writers = 100 // far more contention than the optimistic transaction wins at first try
+	done := make(chan error, 2*writers)
+	for i := range writers {
 		go func() {
 			_, err := a.Change(ctx, "ns", store.RuleChange{Put: []api.Rule{rule(fmt.Sprintf("a%d", i))}})
 			done <- err
@@ -61,13 +62,13 @@ func TestRules_Replicas(t *testing.T) {
 			done <- err
 		}()
 	}
-	for range 40 {
+	for range 2 * writers {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 	}
 	rs, err := a.Get(ctx, "ns")
-	if err != nil || len(rs.Rules) != 41 || rs.Revision != 41 {
-		t.Fatalf("after 40 concurrent changes through two replicas: %d rules at revision %d, %v", len(rs.Rules), rs.Revision, err)
+	if err != nil || len(rs.Rules) != 2*writers+1 || rs.Revision != 2*writers+1 {
+		t.Fatalf("after %d concurrent changes through two replicas: %d rules at revision %d, %v", 2*writers, len(rs.Rules), rs.Revision, err)
 	}
 }

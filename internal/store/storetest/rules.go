@@ -32,6 +32,7 @@ func TestRules(t *testing.T, newStore RulesFactory) {
 		{"RoundTripIsExact", testRulesRoundTrip},
 		{"Wait", testRulesWait},
 		{"ConcurrentChangesAreSerialised", testRulesConcurrent},
+		{"CheckCanRefuse", testRulesCheck},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
@@ -259,5 +260,31 @@ func testRulesConcurrent(t *testing.T, newStore RulesFactory) {
 	rs := mustGet(t, s, "ns")
 	if len(rs.Rules) != n || rs.Revision != n {
 		t.Fatalf("%d rules at revision %d after %d concurrent changes", len(rs.Rules), rs.Revision, n)
+	}
+}
+
+func testRulesCheck(t *testing.T, newStore RulesFactory) {
+	s := newStore(t)
+	mustChange(t, s, "ns", store.RuleChange{Put: []api.Rule{routeRule("a", "reviews", 1), actionRule("b", "ratings")}})
+	refuse := errors.New("refused")
+	var saw string
+	_, err := s.Change(context.Background(), "ns", store.RuleChange{
+		Put: []api.Rule{routeRule("c", "x", 1)},
+		Check: func(cur []api.Rule) error {
+			for _, r := range cur {
+				saw += r.ID
+			}
+			return refuse
+		},
+	})
+	if !errors.Is(err, refuse) || saw != "ba" {
+		t.Fatalf("Change with a refusing Check = %v (Check saw %q); want the Check's error, having seen b and a", err, saw)
+	}
+	if rs := mustGet(t, s, "ns"); ruleIDs(rs) != "b,a" || rs.Revision != 1 {
+		t.Fatalf("a refused change wrote: %+v", rs)
+	}
+	mustChange(t, s, "ns", store.RuleChange{Put: []api.Rule{routeRule("c", "x", 1)}, Check: func([]api.Rule) error { return nil }})
+	if rs := mustGet(t, s, "ns"); rs.Revision != 2 {
+		t.Fatalf("revision %d after an accepted checked change", rs.Revision)
 	}
 }

@@ -318,13 +318,16 @@ func (c *condition) match(caller Caller, h http.Header) bool {
 }
 
 // Pick returns the backend for a uniform random u in [0, 1).
-func (r *RouteRule) Pick(u float64) *Backend {
+func (r *RouteRule) Pick(u float64) *Backend { return &r.Backends[r.PickIndex(u)] }
+
+// PickIndex returns the index of the backend for a uniform random u in [0, 1).
+func (r *RouteRule) PickIndex(u float64) int {
 	for i, c := range r.cum {
 		if u < c {
-			return &r.Backends[i]
+			return i
 		}
 	}
-	return &r.Backends[len(r.Backends)-1]
+	return len(r.Backends) - 1
 }
 
 // Route returns the first route rule of d that matches the request, or nil.

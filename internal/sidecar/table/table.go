@@ -97,16 +97,57 @@ func (t *Table) Destinations() []string {
 	return names
 }
 
-// Pick chooses where a request goes: the first route rule that matches (with the backend its
-// weights pick for u in [0, 1)), or, with no matching rule, every instance of the destination. It
-// returns the rule (nil for the default) and the cluster.
-func (d *Destination) Pick(caller rules.Caller, h http.Header, u float64) (*Route, *Cluster) {
+// Pick chooses where a request for path (the path after the destination) goes: the first route
+// rule that matches, with the backend its weights pick for u in [0, 1), or, with no matching rule,
+// every instance of the destination. It returns the rule (nil for the default), the index of the
+// backend in the rule, and the cluster.
+func (d *Destination) Pick(caller rules.Caller, h http.Header, path string, u float64) (*Route, int, *Cluster) {
 	for _, r := range d.Routes {
-		if r.Rule.Match.Match(caller, h) {
-			return r, r.Clusters[r.Rule.PickIndex(u)]
+		if r.matchesPath(path) && r.Rule.Match.Match(caller, h) {
+			i := r.Rule.PickIndex(u)
+			return r, i, r.Clusters[i]
 		}
 	}
-	return nil, d.All
+	return nil, -1, d.All
+}
+
+// matchesPath applies the rule's uri: an exact path or a path prefix the request must have.
+func (r *Route) matchesPath(path string) bool {
+	u := r.Rule.URI
+	switch {
+	case u == nil:
+		return true
+	case u.Path != "":
+		return path == u.Path
+	case u.Prefix != "":
+		return strings.HasPrefix(path, u.Prefix)
+	}
+	return true
+}
+
+// Rewrite returns the path to send upstream for path, when backend i was picked: the route's (or
+// the backend's) prefix_rewrite replaces the part of the path the route's uri matched (its path or
+// prefix, "/" if it names neither).
+func (r *Route) Rewrite(path string, i int) string {
+	var rewrite string
+	if u := r.Rule.URI; u != nil {
+		rewrite = u.PrefixRewrite
+	}
+	if i >= 0 && i < len(r.Rule.Backends) {
+		if u := r.Rule.Backends[i].URI; u != nil && u.PrefixRewrite != "" {
+			rewrite = u.PrefixRewrite
+		}
+	}
+	if rewrite == "" {
+		return path
+	}
+	matched := "/"
+	if u := r.Rule.URI; u != nil && u.Path != "" {
+		matched = u.Path
+	} else if u != nil && u.Prefix != "" {
+		matched = u.Prefix
+	}
+	return rewrite + strings.TrimPrefix(path, matched)
 }
 
 // Action returns the first action rule that matches the request, or nil.

@@ -67,27 +67,55 @@ func TestBuild(t *testing.T) {
 	if n := len(rv.All.Endpoints); n != 4 {
 		t.Fatalf("all reviews endpoints: %d", n)
 	}
-	r, c := rv.Pick(productpage, http.Header{"Cookie": {"user=jason"}}, 0.9)
+	r, _, c := rv.Pick(productpage, http.Header{"Cookie": {"user=jason"}}, "/", 0.9)
 	if r.Rule.ID != "jason" || c.Key != "reviews:version=v2" || len(c.Endpoints) != 2 {
 		t.Fatalf("jason: rule %v cluster %+v", r.Rule.ID, c)
 	}
-	r, c = rv.Pick(productpage, http.Header{}, 0.1)
+	r, _, c = rv.Pick(productpage, http.Header{}, "/", 0.1)
 	if r.Rule.ID != "split" || c.Key != "reviews:version=v1" {
 		t.Fatalf("split at 0.1: %s %s", r.Rule.ID, c.Key)
 	}
-	if _, c = rv.Pick(productpage, http.Header{}, 0.3); c.Key != "reviews:version=v3" {
+	if _, _, c = rv.Pick(productpage, http.Header{}, "/", 0.3); c.Key != "reviews:version=v3" {
 		t.Fatalf("split at 0.3: %s", c.Key)
 	}
 	// Without rules, every instance.
-	if r, c := tbl.Lookup("details").Pick(productpage, nil, 0.5); r != nil || c.Key != "details:" || len(c.Endpoints) != 1 {
+	if r, _, c := tbl.Lookup("details").Pick(productpage, nil, "/", 0.5); r != nil || c.Key != "details:" || len(c.Endpoints) != 1 {
 		t.Fatalf("details default: %v %+v", r, c)
 	}
 	// A destination with rules but no instances is known; its clusters are empty.
-	if _, c := tbl.Lookup("ghost").Pick(productpage, nil, 0.5); len(c.Endpoints) != 0 {
+	if _, _, c := tbl.Lookup("ghost").Pick(productpage, nil, "/", 0.5); len(c.Endpoints) != 0 {
 		t.Fatalf("ghost: %+v", c)
 	}
 	if a := tbl.Lookup("ratings").Action(productpage, nil); a == nil || a.ID != "delay" || len(tbl.Lookup("ratings").Actions) != 1 {
 		t.Fatalf("ratings actions: only the one for productpage must be kept")
+	}
+}
+
+func TestRoute_URI(t *testing.T) {
+	tbl := build(t, []api.Rule{
+		{ID: "exact", Priority: 3, Destination: "reviews", Route: &api.Route{URI: &api.URI{Path: "/health"}, Backends: []api.Backend{{Tags: []string{"version=v3"}}}}},
+		{ID: "api", Priority: 2, Destination: "reviews", Route: &api.Route{URI: &api.URI{Prefix: "/api/", PrefixRewrite: "/v2/"}, Backends: []api.Backend{
+			{Tags: []string{"version=v2"}, Weight: f(0.5)}, {Tags: []string{"version=v1"}, URI: &api.URI{PrefixRewrite: "/legacy/"}}}}},
+		{ID: "root", Priority: 1, Destination: "reviews", Route: &api.Route{URI: &api.URI{PrefixRewrite: "/app/"}, Backends: []api.Backend{{Tags: []string{"version=v1"}}}}},
+	}, bookinfo, nil)
+	d := tbl.Lookup("reviews")
+	tests := []struct {
+		path     string
+		u        float64
+		rule     string
+		upstream string
+	}{
+		{"/health", 0, "exact", "/health"},
+		{"/healthz", 0, "root", "/app/healthz"},
+		{"/api/books/1", 0.1, "api", "/v2/books/1"},
+		{"/api/books/1", 0.9, "api", "/legacy/books/1"},
+		{"/other", 0, "root", "/app/other"},
+	}
+	for _, tc := range tests {
+		r, i, _ := d.Pick(productpage, nil, tc.path, tc.u)
+		if r == nil || r.Rule.ID != tc.rule || r.Rewrite(tc.path, i) != tc.upstream {
+			t.Errorf("%s at %v: rule %v, upstream %q; want %s, %s", tc.path, tc.u, r.Rule.ID, r.Rewrite(tc.path, i), tc.rule, tc.upstream)
+		}
 	}
 }
 
@@ -114,7 +142,7 @@ func TestPool_StateSurvivesRebuild(t *testing.T) {
 	rs := []api.Rule{{Destination: "reviews", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"},
 		Resilience: &api.Resilience{ConsecutiveErrors: 2, SleepWindow: 60}}}}}}
 	t1 := build(t, rs, bookinfo, pool)
-	_, c := t1.Lookup("reviews").Pick(productpage, nil, 0)
+	_, _, c := t1.Lookup("reviews").Pick(productpage, nil, "/", 0)
 	e := c.Endpoints[0]
 	for range 2 {
 		end, err := c.Begin(context.Background(), e)
@@ -127,7 +155,7 @@ func TestPool_StateSurvivesRebuild(t *testing.T) {
 		t.Fatal("two failures in a row did not eject with consecutive_errors 2")
 	}
 	t2 := build(t, rs, bookinfo, pool)
-	_, c2 := t2.Lookup("reviews").Pick(productpage, nil, 0)
+	_, _, c2 := t2.Lookup("reviews").Pick(productpage, nil, "/", 0)
 	if c2.Endpoints[0].State != e.State || c2.Ejected() != 1 {
 		t.Fatal("the ejection did not survive the rebuild")
 	}
@@ -148,7 +176,7 @@ func TestPickEndpoint(t *testing.T) {
 	for _, lb := range []string{"round_robin", "least_request", "random"} {
 		t.Run(lb, func(t *testing.T) {
 			rs := []api.Rule{{Destination: "reviews", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, LBType: lb}}}}}
-			_, c := build(t, rs, bookinfo, nil).Lookup("reviews").Pick(productpage, nil, 0)
+			_, _, c := build(t, rs, bookinfo, nil).Lookup("reviews").Pick(productpage, nil, "/", 0)
 			counts := map[string]int{}
 			for range 1000 {
 				e, err := c.PickEndpoint(nil)
@@ -180,7 +208,7 @@ func TestPickEndpoint(t *testing.T) {
 
 func TestLeastRequestPrefersIdle(t *testing.T) {
 	rs := []api.Rule{{Destination: "reviews", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, LBType: "least_request"}}}}}
-	_, c := build(t, rs, bookinfo, nil).Lookup("reviews").Pick(productpage, nil, 0)
+	_, _, c := build(t, rs, bookinfo, nil).Lookup("reviews").Pick(productpage, nil, "/", 0)
 	busy := c.Endpoints[0]
 	for range 10 {
 		if _, err := c.Begin(context.Background(), busy); err != nil {
@@ -201,7 +229,7 @@ func TestLeastRequestPrefersIdle(t *testing.T) {
 func TestBegin_CircuitBreakers(t *testing.T) {
 	mk := func(r api.Resilience) *Cluster {
 		rs := []api.Rule{{Destination: "reviews", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, Resilience: &r}}}}}
-		_, c := build(t, rs, bookinfo, nil).Lookup("reviews").Pick(productpage, nil, 0)
+		_, _, c := build(t, rs, bookinfo, nil).Lookup("reviews").Pick(productpage, nil, "/", 0)
 		return c
 	}
 	ctx := context.Background()
@@ -265,7 +293,7 @@ func TestOutlierEjection(t *testing.T) {
 	tbl := Build(set, 1, bookinfo, 1, Options{Self: productpage, Pool: NewPool(), OnEject: func(c *Cluster, e *Endpoint) {
 		ejected = append(ejected, c.Key+" "+e.Addr)
 	}})
-	_, c := tbl.Lookup("reviews").Pick(productpage, nil, 0)
+	_, _, c := tbl.Lookup("reviews").Pick(productpage, nil, "/", 0)
 	e := c.Endpoints[0]
 	fail := func(n int, failed bool) {
 		for range n {
@@ -315,7 +343,7 @@ func BenchmarkDecision(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		d := tbl.Lookup(string(path))
-		_, c := d.Pick(productpage, h, float64(i%100)/100)
+		_, _, c := d.Pick(productpage, h, "/reviews/0", float64(i%100)/100)
 		if _, err := c.PickEndpoint(nil); err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,541 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/a8fabric/a8/api"
+	"github.com/a8fabric/a8/internal/rules"
+	"github.com/a8fabric/a8/internal/sidecar/records"
+	"github.com/a8fabric/a8/internal/sidecar/table"
+)
+
+// upstream is a test instance that answers with its name and echoes what it got.
+type upstream struct {
+	*httptest.Server
+	name  string
+	hits  atomic.Int64
+	seen  chan *http.Request
+	reply func(w http.ResponseWriter, r *http.Request) // nil: 200 "<name> <path>"
+}
+
+func newUpstream(t *testing.T, name string) *upstream {
+	u := &upstream{name: name, seen: make(chan *http.Request, 1000)}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
+		select {
+		case u.seen <- r.Clone(context.Background()):
+		default:
+		}
+		if u.reply != nil {
+			u.reply(w, r)
+			return
+		}
+		w.Header().Set("X-Upstream", name)
+		fmt.Fprintf(w, "%s %s", name, r.URL.RequestURI())
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) addr() string { return strings.TrimPrefix(u.URL, "http://") }
+
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func instance(service, addr string, tags ...string) api.Instance {
+	return api.Instance{ID: service + "@" + addr, ServiceName: service, Endpoint: &api.Endpoint{Type: "http", Value: addr}, Tags: tags}
+}
+
+type harness struct {
+	t     *testing.T
+	proxy *Proxy
+	url   string
+	ring  *records.Ring
+	reg   *prometheus.Registry
+	pool  *table.Pool
+}
+
+var self = rules.Caller{Name: "productpage", Tags: []string{"version=v1"}}
+
+func newHarness(t *testing.T) *harness {
+	ring := records.NewRing(10000)
+	reg := prometheus.NewRegistry()
+	p := New(Config{Self: self, Ring: ring, Metrics: NewMetrics(reg, "productpage")})
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return &harness{t: t, proxy: p, url: srv.URL, ring: ring, reg: reg, pool: table.NewPool()}
+}
+
+func (h *harness) set(rs []api.Rule, instances ...api.Instance) {
+	h.t.Helper()
+	set, err := rules.Compile(rs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m := h.proxy.cfg.Metrics
+	h.proxy.SetTable(table.Build(set, 1, instances, 1, table.Options{Self: self, Pool: h.pool,
+		OnEject: func(c *table.Cluster, _ *table.Endpoint) { m.Ejected(c) }}))
+}
+
+type result struct {
+	code   int
+	body   string
+	header http.Header
+	err    error
+	took   time.Duration
+}
+
+func (h *harness) get(path string, hdr ...string) result {
+	return h.do("GET", path, "", hdr...)
+}
+
+func (h *harness) do(method, path, body string, hdr ...string) result {
+	h.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return result{err: err, took: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return result{code: resp.StatusCode, body: string(data), header: resp.Header, err: err, took: time.Since(start)}
+}
+
+func f(v float64) *float64 { return &v }
+func n(v int) *int         { return &v }
+
+func TestProxy_Routing(t *testing.T) {
+	h := newHarness(t)
+	v1 := newUpstream(t, "reviews-v1")
+	h.set(nil, instance("reviews", v1.addr(), "version=v1"))
+
+	r := h.get("/reviews/books/1?x=y")
+	if r.code != 200 || r.body != "reviews-v1 /books/1?x=y" {
+		t.Fatalf("prefix routing: %d %q %v", r.code, r.body, r.err)
+	}
+	if r := h.get("/reviews"); r.body != "reviews-v1 /" {
+		t.Fatalf("destination alone: %q", r.body)
+	}
+	// A Host naming a destination routes without a prefix, the path untouched.
+	if r := h.get("/books/2", "Host", "reviews:6379"); r.code != 200 || r.body != "reviews-v1 /books/2" {
+		t.Fatalf("host routing: %d %q", r.code, r.body)
+	}
+	r = h.get("/ratings/1")
+	if r.code != 404 || r.header.Get(ResponseFlagsHeader) != FlagNoRoute || !strings.Contains(r.body, `no service "ratings"`) {
+		t.Fatalf("unknown destination: %d %q %v", r.code, r.body, r.header)
+	}
+	// Escaped path segments reach the instance as they were sent.
+	if r := h.get("/reviews/a%2Fb/c"); r.body != "reviews-v1 /a%2Fb/c" {
+		t.Fatalf("escaped path: %q", r.body)
+	}
+}
+
+func TestProxy_NoInstance(t *testing.T) {
+	h := newHarness(t)
+	v1 := newUpstream(t, "v1")
+	h.set([]api.Rule{{Destination: "reviews", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}}}}}},
+		instance("reviews", v1.addr(), "version=v1"))
+	r := h.get("/reviews/x")
+	if r.code != 503 || r.header.Get(ResponseFlagsHeader) != FlagNoHealthy || !strings.Contains(r.body, "no instance of reviews:version=v2") {
+		t.Fatalf("rule to a version without instances: %d %q", r.code, r.body)
+	}
+}
+
+func TestProxy_HeadersForwarded(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	h.set(nil, instance("svc", u.addr()))
+	r := h.get("/svc/a", "Connection", "X-Drop-Me", "X-Drop-Me", "1", "X-Keep", "2", "Cookie", "user=jason")
+	if r.code != 200 {
+		t.Fatal(r)
+	}
+	got := <-u.seen
+	rid := got.Header.Get("X-Request-Id")
+	if len(rid) != 36 || got.Header.Get("X-Drop-Me") != "" || got.Header.Get("X-Keep") != "2" || got.Header.Get("Cookie") != "user=jason" ||
+		!strings.HasPrefix(got.Header.Get("X-Forwarded-For"), "127.0.0.1") {
+		t.Fatalf("upstream saw headers %v", got.Header)
+	}
+	h.get("/svc/a", "X-Request-Id", "mine-1")
+	if got := <-u.seen; got.Header.Get("X-Request-Id") != "mine-1" {
+		t.Fatalf("X-Request-ID not forwarded as given: %v", got.Header)
+	}
+	recs := h.ring.Query(records.Filter{})
+	if len(recs) != 2 || recs[0].RequestID != rid || recs[1].RequestID != "mine-1" {
+		t.Fatalf("records' request ids: %+v", recs)
+	}
+}
+
+func TestProxy_WeightedSplitAndHeaderRule(t *testing.T) {
+	h := newHarness(t)
+	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
+	h.set([]api.Rule{
+		{ID: "jason", Priority: 2, Destination: "helloworld", Match: &api.Match{Headers: map[string]string{"Cookie": "^(.*?;)?(user=jason)(;.*)?$"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}}}}},
+		{ID: "split", Priority: 1, Destination: "helloworld", Route: &api.Route{Backends: []api.Backend{
+			{Tags: []string{"version=v2"}, Weight: f(0.25)}, {Tags: []string{"version=v1"}}}}},
+	}, instance("helloworld", v1.addr(), "version=v1"), instance("helloworld", v2.addr(), "version=v2"))
+	const total = 2000
+	for range total {
+		if r := h.get("/helloworld/hello"); r.code != 200 {
+			t.Fatal(r)
+		}
+	}
+	if pct := float64(v2.hits.Load()) * 100 / total; pct < 20 || pct > 30 {
+		t.Fatalf("v2 got %.1f%% of %d requests, want 25 ± 5", pct, total)
+	}
+	before := v2.hits.Load()
+	for range 50 {
+		if r := h.get("/helloworld/hello", "Cookie", "foo=bar;user=jason;x"); !strings.HasPrefix(r.body, "v2 ") {
+			t.Fatalf("jason's request went to %q", r.body)
+		}
+	}
+	if v2.hits.Load()-before != 50 {
+		t.Fatal("jason's requests did not all reach v2")
+	}
+}
+
+func TestProxy_Delay(t *testing.T) {
+	h := newHarness(t)
+	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
+	h.set([]api.Rule{
+		{ID: "split", Destination: "ratings", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v1"}, Weight: f(0.5)}, {Tags: []string{"version=v2"}}}}},
+		{ID: "delay", Destination: "ratings", Match: &api.Match{Source: &api.Source{Name: "productpage"}, Headers: map[string]string{"Cookie": "user=jason"}},
+			Actions: []api.Action{{Action: "delay", Duration: 0.3, Tags: []string{"version=v1"}}}},
+	}, instance("ratings", v1.addr(), "version=v1"), instance("ratings", v2.addr(), "version=v2"))
+	var slowV1, fastV2, fastOthers int
+	for range 20 {
+		r := h.get("/ratings/1", "Cookie", "user=jason")
+		switch {
+		case strings.HasPrefix(r.body, "v1 ") && r.took >= 300*time.Millisecond:
+			slowV1++
+		case strings.HasPrefix(r.body, "v2 ") && r.took < 300*time.Millisecond:
+			fastV2++ // the action's tags limit it to v1
+		default:
+			t.Fatalf("%q took %v", r.body, r.took)
+		}
+	}
+	for range 10 {
+		if r := h.get("/ratings/1", "Cookie", "user=shriram"); r.took < 300*time.Millisecond {
+			fastOthers++
+		}
+	}
+	if slowV1 == 0 || fastV2 == 0 || fastOthers != 10 {
+		t.Fatalf("slow v1 %d, fast v2 %d, fast others %d", slowV1, fastV2, fastOthers)
+	}
+	recs := h.ring.Query(records.Filter{Dst: "ratings:version=v1"})
+	if len(recs) == 0 || !strings.Contains(recs[0].ResponseFlags, FlagFaultDelay) || recs[0].RequestTime < 300 {
+		t.Fatalf("delayed record: %+v", recs[0])
+	}
+}
+
+func TestProxy_Abort(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	h.set([]api.Rule{
+		{ID: "abort", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"X-Test": "abort"}}, Actions: []api.Action{{Action: "abort", ReturnCode: n(418)}}},
+		{ID: "half", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"X-Test": "half"}}, Actions: []api.Action{{Action: "abort", ReturnCode: n(503), Probability: f(0.5)}}},
+		{ID: "reset", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"X-Test": "reset"}}, Actions: []api.Action{{Action: "abort", ReturnCode: n(-1)}}},
+	}, instance("ratings", u.addr()))
+	r := h.get("/ratings/1", "X-Test", "abort")
+	if r.code != 418 || r.header.Get(ResponseFlagsHeader) != FlagFaultAbort || !strings.Contains(r.body, "fault injected") || u.hits.Load() != 0 {
+		t.Fatalf("abort: %d %q (upstream hits %d)", r.code, r.body, u.hits.Load())
+	}
+	aborted := 0
+	for range 400 {
+		if h.get("/ratings/1", "X-Test", "half").code == 503 {
+			aborted++
+		}
+	}
+	if aborted < 160 || aborted > 240 {
+		t.Fatalf("%d of 400 aborted with probability 0.5", aborted)
+	}
+	if r := h.get("/ratings/1", "X-Test", "reset"); r.err == nil {
+		t.Fatalf("a negative return code must close the connection, got %d %q", r.code, r.body)
+	}
+	recs := h.ring.Query(records.Filter{Limit: 1})
+	if recs[0].Status != 0 || recs[0].ResponseFlags != FlagFaultAbort {
+		t.Fatalf("reset record: %+v", recs[0])
+	}
+}
+
+func TestProxy_Trace(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	h.set([]api.Rule{{ID: "trace", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"X-Request-ID": "*"}},
+		Actions: []api.Action{{Action: "trace", LogKey: "gremlin_recipe_id", LogValue: "r1"}}}}, instance("ratings", u.addr(), "version=v1"))
+	h.get("/ratings/1", "X-Request-ID", "req-9")
+	recs := h.ring.Query(records.Filter{TraceKey: "gremlin_recipe_id", TraceValue: "r1"})
+	if len(recs) != 1 || recs[0].Src != "productpage:version=v1" || recs[0].Dst != "ratings:" || recs[0].Status != 200 ||
+		recs[0].UpstreamHost != u.addr() || recs[0].Attempts != 1 || recs[0].UpstreamResponseTime < 0 {
+		t.Fatalf("traced record: %+v", recs)
+	}
+}
+
+func TestProxy_Timeout(t *testing.T) {
+	h := newHarness(t)
+	slow := newUpstream(t, "slow")
+	slow.reply = func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}
+	h.set([]api.Rule{{Destination: "slow", Route: &api.Route{HTTPReqTimeout: f(0.2), Backends: []api.Backend{{Tags: []string{"v1"}}}}}}, instance("slow", slow.addr(), "v1"))
+	r := h.get("/slow/x")
+	if r.code != 504 || r.header.Get(ResponseFlagsHeader) != FlagTimeout || r.took > 3*time.Second {
+		t.Fatalf("timeout: %d %q after %v", r.code, r.body, r.took)
+	}
+}
+
+func TestProxy_RetriesHideAFailingInstance(t *testing.T) {
+	h := newHarness(t)
+	good := newUpstream(t, "good")
+	dead := deadAddr(t)
+	route := func(retries int) []api.Rule {
+		return []api.Rule{{Destination: "svc", Route: &api.Route{HTTPReqRetries: n(retries), Backends: []api.Backend{{Tags: []string{"v1"}}}}}}
+	}
+	h.set(route(0), instance("svc", good.addr(), "v1"), instance("svc", dead, "v1"))
+	failed := 0
+	for range 20 {
+		r := h.get("/svc/x")
+		if r.code == 503 {
+			failed++
+			if !strings.Contains(r.header.Get(ResponseFlagsHeader), FlagConnectFailure) || !strings.Contains(r.body, "upstream connect error") {
+				t.Fatalf("connect failure answer: %q %v", r.body, r.header)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("without retries, round robin must hit the dead instance")
+	}
+	h.set(route(2), instance("svc", good.addr(), "v1"), instance("svc", dead, "v1"))
+	for range 20 {
+		if r := h.get("/svc/x"); r.code != 200 {
+			t.Fatalf("with retries: %d %q", r.code, r.body)
+		}
+	}
+	// A POST is retried after a failed connection too: its body was never sent.
+	for range 10 {
+		if r := h.do("POST", "/svc/x", "payload"); r.code != 200 {
+			t.Fatalf("POST with retries: %d %q", r.code, r.body)
+		}
+	}
+	recs := h.ring.Query(records.Filter{})
+	retried := 0
+	for _, rec := range recs {
+		if rec.Attempts == 2 {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Fatal("no record shows a second attempt")
+	}
+}
+
+func TestProxy_Retry5xxOnlyWhenSafe(t *testing.T) {
+	h := newHarness(t)
+	var calls atomic.Int64
+	flaky := newUpstream(t, "flaky")
+	flaky.reply = func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if calls.Add(1)%2 == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}
+	h.set([]api.Rule{{Destination: "svc", Route: &api.Route{HTTPReqRetries: n(1), Backends: []api.Backend{{Tags: []string{"v1"}}}}}}, instance("svc", flaky.addr(), "v1"))
+	if r := h.get("/svc/x"); r.code != 200 || r.body != "ok" {
+		t.Fatalf("GET after a 503: %d %q", r.code, r.body)
+	}
+	calls.Store(0)
+	if r := h.do("POST", "/svc/x", "not idempotent"); r.code != 503 || calls.Load() != 1 {
+		t.Fatalf("POST after a 503 must not be retried: %d (%d calls)", r.code, calls.Load())
+	}
+}
+
+func TestProxy_BodiesStream(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	u.reply = func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			data, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "got %d bytes", len(data))
+			return
+		}
+		for i := range 3 {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	h.set(nil, instance("svc", u.addr()))
+	big := strings.Repeat("x", 3<<20)
+	if r := h.do("POST", "/svc/upload", big); r.code != 200 || r.body != fmt.Sprintf("got %d bytes", len(big)) {
+		t.Fatalf("upload: %d %q", r.code, r.body)
+	}
+	resp, err := http.Get(h.url + "/svc/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "chunk 0\n" || time.Since(start) > 150*time.Millisecond {
+		t.Fatalf("first chunk %q after %v: the answer is buffered, not streamed", line, time.Since(start))
+	}
+}
+
+func TestProxy_CircuitBreaker(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	slow := newUpstream(t, "slow")
+	slow.reply = func(w http.ResponseWriter, r *http.Request) { <-release }
+	h.set([]api.Rule{{Destination: "svc", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"v1"}, Resilience: &api.Resilience{MaxRequests: 1}}}}}},
+		instance("svc", slow.addr(), "v1"))
+	first := make(chan result, 1)
+	go func() { first <- h.get("/svc/x") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for slow.hits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	r := h.get("/svc/x")
+	close(release)
+	if r.code != 503 || r.header.Get(ResponseFlagsHeader) != FlagOverflow || !strings.Contains(r.body, "circuit breaker open") {
+		t.Fatalf("second request over max_requests 1: %d %q", r.code, r.body)
+	}
+	if r := <-first; r.code != 200 {
+		t.Fatalf("first request: %d", r.code)
+	}
+}
+
+func TestProxy_OutlierEjection(t *testing.T) {
+	h := newHarness(t)
+	good, bad := newUpstream(t, "good"), newUpstream(t, "bad")
+	bad.reply = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }
+	h.set([]api.Rule{{Destination: "svc", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"v1"},
+		Resilience: &api.Resilience{ConsecutiveErrors: 2, SleepWindow: 60}}}}}},
+		instance("svc", good.addr(), "v1"), instance("svc", bad.addr(), "v1"))
+	for range 10 {
+		h.get("/svc/x")
+	}
+	if hits := bad.hits.Load(); hits != 2 {
+		t.Fatalf("the failing instance got %d requests; it must be ejected after 2", hits)
+	}
+	m := h.proxy.cfg.Metrics
+	if v := testutil.ToFloat64(m.ejections.WithLabelValues("productpage", "svc", "v1")); v != 1 {
+		t.Fatalf("ejections counted: %v", v)
+	}
+	if v := testutil.ToFloat64(m.openCircle.WithLabelValues("productpage", "svc", "v1")); v != 1 {
+		t.Fatalf("ejected endpoints gauge: %v", v)
+	}
+}
+
+func TestProxy_UpstreamCutOff(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	u.reply = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		conn.Close()
+	}
+	h.set(nil, instance("svc", u.addr()))
+	r := h.get("/svc/x")
+	if r.err == nil {
+		t.Fatalf("a cut-off answer must reach the caller as an error, got %d %q", r.code, r.body)
+	}
+	recs := h.ring.Query(records.Filter{Limit: 1})
+	if !strings.Contains(recs[0].ResponseFlags, FlagReset) {
+		t.Fatalf("record flags %q", recs[0].ResponseFlags)
+	}
+}
+
+func TestProxy_Metrics(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	h.set(nil, instance("svc", u.addr(), "version=v1"))
+	for range 3 {
+		h.get("/svc/x")
+	}
+	h.get("/nothing/x")
+	if v := testutil.ToFloat64(h.proxy.cfg.Metrics.requests.WithLabelValues("productpage", "svc", "", "2xx")); v != 3 {
+		t.Fatalf("2xx requests to svc: %v", v)
+	}
+	if v := testutil.ToFloat64(h.proxy.cfg.Metrics.requests.WithLabelValues("productpage", "nothing", "", "4xx")); v != 1 {
+		t.Fatalf("4xx requests to an unknown destination: %v", v)
+	}
+}
+
+// Tables swap under load without a request failing.
+func TestProxy_SwapUnderLoad(t *testing.T) {
+	h := newHarness(t)
+	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
+	insts := []api.Instance{instance("svc", v1.addr(), "version=v1"), instance("svc", v2.addr(), "version=v2")}
+	h.set(nil, insts...)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r := h.get("/svc/x"); r.code != 200 {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range 200 {
+		tag := []string{"version=v1", "version=v2"}[i%2]
+		h.set([]api.Rule{{Destination: "svc", Route: &api.Route{Backends: []api.Backend{{Tags: []string{tag}}}}}}, insts...)
+	}
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d requests failed while tables were swapped", failures.Load())
+	}
+}

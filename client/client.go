@@ -202,6 +202,9 @@ type WatchOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnError, if set, is told of each failed query (the watch goes on retrying).
 	OnError func(error)
+	// OnSync, if set, is told of each successful query, changed or not: the time of the last one
+	// says how current the caller's view is.
+	OnSync func(QueryMeta)
 }
 
 func (o *WatchOptions) defaults() {
@@ -250,6 +253,9 @@ func watch[T any](ctx context.Context, opts WatchOptions, fetch func(context.Con
 			continue
 		}
 		bo.reset()
+		if opts.OnSync != nil {
+			opts.OnSync(meta)
+		}
 		changed := !reported || meta.Index != last.Index || meta.Indexed != last.Indexed
 		if !meta.Indexed && !changed {
 			changed = !same(val, lastVal)

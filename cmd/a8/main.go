@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/a8fabric/a8/internal/sidecar/supervise"
 	"github.com/a8fabric/a8/internal/version"
 )
 
@@ -24,6 +25,7 @@ Commands:
   up           run the registry and the controller in one process, embedded stores
   registry     run the multi-tenant service registry (Amalgam8 registry API)
   controller   run the multi-tenant rules controller (Amalgam8 controller API)
+  sidecar      run beside an app: register it, route its calls, supervise it
   version      print the version
 
 Run "a8 <command> --help" for a command's flags. Every flag can also be set with the
@@ -31,13 +33,24 @@ environment variable A8_<FLAG_IN_UPPER_CASE>, for example --store_address as A8_
 `
 
 func main() {
+	// As PID 1 (in a container), the sidecar runs as a child of a reaper of orphaned processes.
+	if len(os.Args) > 1 && os.Args[1] == "sidecar" {
+		if handled, code := supervise.RunAsInit(); handled {
+			os.Exit(code)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "a8:", err)
-		}
+	var code exitCode
+	switch {
+	case err == nil:
+	case errors.As(err, &code):
+		os.Exit(int(code))
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "a8:", err)
 		os.Exit(2)
 	}
 }
@@ -54,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRegistry(ctx, args[1:], stderr)
 	case "controller":
 		return runController(ctx, args[1:], stderr)
+	case "sidecar":
+		return runSidecar(ctx, args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "a8", version.String())
 		return nil

@@ -72,10 +72,15 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
+// StartupInterval is how often a check that has never passed runs, when its interval is longer:
+// an app still starting is registered within a second of being ready, not a whole interval later.
+const StartupInterval = time.Second
+
 // loop runs check i until ctx ends.
 func (m *Monitor) loop(ctx context.Context, i int, p *prober) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	passed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -87,7 +92,12 @@ func (m *Monitor) loop(ctx context.Context, i int, p *prober) {
 			return
 		}
 		m.record(i, r)
-		timer.Reset(max(0, p.check.Interval-time.Since(r.At)))
+		passed = passed || r.Healthy
+		interval := p.check.Interval
+		if !passed {
+			interval = min(interval, StartupInterval)
+		}
+		timer.Reset(max(0, interval-time.Since(r.At)))
 	}
 }
 

@@ -367,3 +367,34 @@ func TestNewMonitorValidates(t *testing.T) {
 		t.Fatalf("NewMonitor error = %v, want check 2's code reported", err)
 	}
 }
+
+// A check that has never passed is retried every StartupInterval, whatever its interval: an app
+// that takes a while to start is registered soon after it is ready.
+func TestMonitorStartupRetriesQuickly(t *testing.T) {
+	var up atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !up.Load() {
+			w.WriteHeader(503)
+		}
+	}))
+	defer srv.Close()
+	m, err := NewMonitor([]Check{{Type: TypeHTTP, Value: srv.URL, Interval: time.Hour}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	if got := <-m.Updates(); got {
+		t.Fatal("healthy before the app is up")
+	}
+	up.Store(true)
+	select {
+	case got := <-m.Updates():
+		if !got {
+			t.Fatal("update false")
+		}
+	case <-time.After(10 * StartupInterval):
+		t.Fatal("a check with a 1h interval that failed at start was not retried within seconds")
+	}
+}

@@ -1,0 +1,264 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/a8fabric/a8/api"
+	"github.com/a8fabric/a8/client"
+	"github.com/a8fabric/a8/internal/rules"
+	"github.com/a8fabric/a8/internal/sidecar/table"
+	"github.com/a8fabric/a8/internal/strictjson"
+)
+
+// state is the sidecar's view of the control plane: the latest instances and rules, and how fresh
+// each is. Every change rebuilds the routing table from both; a failed sync changes nothing (fail
+// static: the last table stays).
+type state struct {
+	log     *slog.Logger
+	opts    table.Options
+	publish func(*table.Table)
+
+	mu        sync.Mutex
+	instances []api.Instance
+	index     uint64
+	haveInst  bool
+	set       *rules.Set
+	revision  int64
+	haveRules bool
+	sources   map[string]*sourceState
+	current   *table.Table
+}
+
+// sourceState is what the admin endpoint shows of one source (registry, controller, file).
+type sourceState struct {
+	LastSync  time.Time `json:"last_sync"`
+	LastError string    `json:"last_error,omitempty"`
+	ErrorAt   time.Time `json:"error_at,omitempty"`
+	Failing   bool      `json:"failing"`
+}
+
+func newState(log *slog.Logger, opts table.Options, publish func(*table.Table)) *state {
+	return &state{log: log, opts: opts, publish: publish, sources: map[string]*sourceState{}}
+}
+
+func (s *state) source(name string) *sourceState {
+	src := s.sources[name]
+	if src == nil {
+		src = &sourceState{}
+		s.sources[name] = src
+	}
+	return src
+}
+
+func (s *state) synced(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.source(name)
+	if src.Failing {
+		s.log.Info("control plane reachable again", "source", name)
+	}
+	src.LastSync, src.Failing = time.Now(), false
+}
+
+func (s *state) failed(name string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.source(name)
+	if !src.Failing {
+		s.log.Warn("control plane unreachable; routing on with the last table", "source", name, "error", err)
+	}
+	src.Failing, src.LastError, src.ErrorAt = true, err.Error(), time.Now()
+}
+
+func (s *state) setInstances(list []api.Instance, index uint64) {
+	s.mu.Lock()
+	s.instances, s.index, s.haveInst = list, index, true
+	s.rebuildLocked()
+	s.mu.Unlock()
+}
+
+// setRules compiles a rule set; one that does not compile (an Amalgam8 controller may hold rules
+// a8 refuses) is logged and the previous set stays.
+func (s *state) setRules(rs []api.Rule, revision int64) error {
+	set, err := rules.Compile(rs)
+	if err != nil {
+		s.log.Error("rules at this revision do not compile; keeping the previous ones", "revision", revision, "error", err)
+		return err
+	}
+	s.mu.Lock()
+	s.set, s.revision, s.haveRules = set, revision, true
+	s.rebuildLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *state) rebuildLocked() {
+	t := table.Build(s.set, s.revision, s.instances, s.index, s.opts)
+	s.current = t
+	s.publish(t)
+}
+
+// loaded reports whether both instances and rules arrived at least once.
+func (s *state) loaded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.haveInst && s.haveRules
+}
+
+// snapshot returns the sources' states, for the admin endpoint and metrics.
+func (s *state) snapshot() map[string]sourceState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]sourceState, len(s.sources))
+	for k, v := range s.sources {
+		out[k] = *v
+	}
+	return out
+}
+
+// watchControlPlane follows the registry's instances and the controller's rules until ctx ends.
+func (s *state) watchControlPlane(ctx context.Context, reg *client.Registry, ctl *client.Controller, regPoll, ctlPoll time.Duration) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = reg.WatchInstances(ctx, client.InstanceQuery{}, client.WatchOptions{
+			Poll:    regPoll,
+			OnError: func(err error) { s.failed("registry", err) },
+			OnSync:  func(client.QueryMeta) { s.synced("registry") },
+		}, func(list []api.Instance, meta client.QueryMeta) { s.setInstances(list, meta.Index) })
+	}()
+	go func() {
+		defer wg.Done()
+		_ = ctl.WatchRules(ctx, client.RuleFilter{}, client.WatchOptions{
+			Poll:    ctlPoll,
+			OnError: func(err error) { s.failed("controller", err) },
+			OnSync:  func(client.QueryMeta) { s.synced("controller") },
+		}, func(l api.RuleList, _ client.QueryMeta) {
+			if err := s.setRules(l.Rules, l.Revision); err != nil {
+				s.failed("controller", fmt.Errorf("rules at revision %d do not compile: %w", l.Revision, err))
+			}
+		})
+	}()
+	wg.Wait()
+}
+
+// staticFile is the file form of a control plane: the instances and rules to route by.
+type staticFile struct {
+	Instances []api.Instance `json:"instances"`
+	Rules     []api.Rule     `json:"rules"`
+}
+
+// watchFile loads a static configuration file and reloads it when it changes (checked every
+// interval), until ctx ends. A file that does not load leaves the last good one in force.
+func (s *state) watchFile(ctx context.Context, path string, interval time.Duration) {
+	var lastMod time.Time
+	var lastSize int64 = -1
+	load := func() {
+		fi, err := os.Stat(path)
+		if err != nil {
+			s.failed("file", err)
+			return
+		}
+		if fi.ModTime().Equal(lastMod) && fi.Size() == lastSize {
+			s.synced("file")
+			return
+		}
+		lastMod, lastSize = fi.ModTime(), fi.Size()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			s.failed("file", err)
+			return
+		}
+		f, err := parseStatic(data)
+		if err != nil {
+			s.failed("file", fmt.Errorf("%s: %w", path, err))
+			return
+		}
+		s.mu.Lock()
+		rev := s.revision + 1
+		s.mu.Unlock()
+		if err := s.setRules(f.Rules, rev); err != nil {
+			s.failed("file", fmt.Errorf("%s: %w", path, err))
+			return
+		}
+		s.setInstances(f.Instances, uint64(rev))
+		s.synced("file")
+		s.log.Info("static configuration loaded", "file", path, "instances", len(f.Instances), "rules", len(f.Rules))
+	}
+	load()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			load()
+		}
+	}
+}
+
+func parseStatic(data []byte) (*staticFile, error) {
+	js, err := rules.ToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	var f staticFile
+	if err := strictjson.Unmarshal(js, &f, ""); err != nil {
+		return nil, err
+	}
+	for i, in := range f.Instances {
+		if in.ServiceName == "" || in.Endpoint == nil || in.Endpoint.Value == "" {
+			return nil, fmt.Errorf("instances[%d]: needs service_name and endpoint {type, value}", i)
+		}
+		if in.Endpoint.Type == "" {
+			f.Instances[i].Endpoint.Type = api.EndpointHTTP
+		}
+		if in.Status == "" {
+			f.Instances[i].Status = api.StatusUp
+		}
+	}
+	return &f, nil
+}
+
+// freshness exports how old the view of each source is.
+type freshness struct {
+	s    *state
+	desc *prometheus.Desc
+	rev  *prometheus.Desc
+}
+
+func newFreshness(s *state) *freshness {
+	return &freshness{s: s,
+		desc: prometheus.NewDesc("a8_sidecar_sync_age_seconds", "Time since the last successful sync with a control-plane source (registry, controller, file): how stale the routing table may be.", []string{"source"}, nil),
+		rev:  prometheus.NewDesc("a8_sidecar_table_revision", "Rules revision (rules) and registry index (instances) of the routing table in use.", []string{"of"}, nil),
+	}
+}
+
+func (f *freshness) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc; ch <- f.rev }
+
+func (f *freshness) Collect(ch chan<- prometheus.Metric) {
+	for name, src := range f.s.snapshot() {
+		age := time.Since(src.LastSync).Seconds()
+		if src.LastSync.IsZero() {
+			age = -1
+		}
+		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, age, name)
+	}
+	f.s.mu.Lock()
+	rev, idx := f.s.revision, f.s.index
+	f.s.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(f.rev, prometheus.GaugeValue, float64(rev), "rules")
+	ch <- prometheus.MustNewConstMetric(f.rev, prometheus.GaugeValue, float64(idx), "instances")
+}
+
+var errNotReady = errors.New("not ready")

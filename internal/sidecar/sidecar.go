@@ -1,0 +1,318 @@
+// Package sidecar runs a8's sidecar beside one app instance: it registers the instance and keeps it
+// registered while its health checks pass, routes the app's outgoing calls through the proxy by the
+// controller's rules and the registry's instances, supervises the app's processes, and serves an
+// admin API (health, readiness, metrics, routing table, request records).
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/a8fabric/a8/api"
+	"github.com/a8fabric/a8/client"
+	"github.com/a8fabric/a8/internal/rules"
+	"github.com/a8fabric/a8/internal/sidecar/config"
+	"github.com/a8fabric/a8/internal/sidecar/health"
+	"github.com/a8fabric/a8/internal/sidecar/proxy"
+	"github.com/a8fabric/a8/internal/sidecar/records"
+	"github.com/a8fabric/a8/internal/sidecar/supervise"
+	"github.com/a8fabric/a8/internal/sidecar/table"
+)
+
+// Sidecar is a running sidecar.
+type Sidecar struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	ring    *records.Ring
+	writer  *records.Writer
+	proxy   *proxy.Proxy
+	state   *state
+	monitor *health.Monitor
+	super   *supervise.Supervisor
+
+	registered atomic.Bool
+	regMu      sync.Mutex
+	regErr     string
+	regID      string
+
+	proxyAddr, adminAddr string
+	ready                chan struct{} // closed when the listeners are up (for tests)
+}
+
+// New prepares a sidecar for cfg; Run starts it.
+func New(cfg *config.Config, log *slog.Logger) (*Sidecar, error) {
+	s := &Sidecar{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ring: records.NewRing(cfg.ProxyConfig.Records), ready: make(chan struct{})}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	self := rules.Caller{Name: cfg.Service.Name, Tags: cfg.Service.Tags}
+	if cfg.Proxy {
+		switch cfg.ProxyConfig.AccessLog {
+		case "":
+		case "-":
+			s.writer = records.NewWriter(os.Stdout, 8192, log)
+		default:
+			f, err := os.OpenFile(cfg.ProxyConfig.AccessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, fmt.Errorf("--access_log: %w", err)
+			}
+			s.writer = records.NewWriter(f, 8192, log)
+		}
+		m := proxy.NewMetrics(s.reg, cfg.Service.Name)
+		s.proxy = proxy.New(proxy.Config{Self: self, Ring: s.ring, Writer: s.writer, Metrics: m, Logger: log.With("component", "proxy")})
+		s.state = newState(log.With("component", "discovery"), table.Options{Self: self, Pool: table.NewPool(),
+			OnEject: func(c *table.Cluster, e *table.Endpoint) {
+				m.Ejected(c)
+				log.Warn("instance ejected after repeated failures", "cluster", c.Key, "endpoint", e.Addr)
+			}}, s.proxy.SetTable)
+		s.reg.MustRegister(newFreshness(s.state))
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "a8_sidecar_table_age_seconds",
+			Help: "Time since the routing table in use was built."}, func() float64 {
+			if t := s.proxy.Table(); !t.Built.IsZero() {
+				return time.Since(t.Built).Seconds()
+			}
+			return -1
+		}))
+		if s.writer != nil {
+			s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "a8_sidecar_records_dropped_total",
+				Help: "Request records not written because the access log could not keep up."}, func() float64 { return float64(s.writer.Dropped()) }))
+		}
+	}
+	if cfg.Register {
+		mon, err := health.NewMonitor(cfg.HealthChecks, log.With("component", "health"))
+		if err != nil {
+			return nil, err
+		}
+		s.monitor = mon
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "a8_sidecar_registered",
+			Help: "1 while the instance is registered."}, func() float64 {
+			if s.registered.Load() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if len(cfg.Commands) > 0 {
+		cmds := make([]supervise.Command, len(cfg.Commands))
+		for i, c := range cfg.Commands {
+			cmds[i] = supervise.Command{Cmd: c.Cmd, Env: c.Env, OnExit: c.OnExit, KillGroup: c.KillGroup}
+		}
+		sup, err := supervise.New(cmds, supervise.Options{Logger: log.With("component", "supervisor"), Stdin: os.Stdin})
+		if err != nil {
+			return nil, err
+		}
+		s.super = sup
+	}
+	return s, nil
+}
+
+// Run runs the sidecar until ctx ends or a "terminate" process exits, and returns the exit code the
+// sidecar should end with: that process's, or 0.
+func (s *Sidecar) Run(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	var servers []*http.Server
+	if s.cfg.Proxy {
+		ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.ProxyConfig.ListenAddress, strconv.Itoa(s.cfg.ProxyConfig.HTTPListenerPort)))
+		if err != nil {
+			return 1, fmt.Errorf("proxy listener (--proxy_port %d): %w", s.cfg.ProxyConfig.HTTPListenerPort, err)
+		}
+		s.proxyAddr = ln.Addr().String()
+		servers = append(servers, s.serve(&wg, ln, s.proxy, "proxy"))
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.ProxyConfig.AdminAddress, strconv.Itoa(s.cfg.ProxyConfig.AdminPort)))
+	if err != nil {
+		for _, srv := range servers {
+			srv.Close()
+		}
+		return 1, fmt.Errorf("admin listener (--admin_port %d): %w", s.cfg.ProxyConfig.AdminPort, err)
+	}
+	s.adminAddr = ln.Addr().String()
+	servers = append(servers, s.serve(&wg, ln, s.admin(), "admin"))
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		for _, srv := range servers {
+			_ = srv.Shutdown(sctx)
+		}
+		if s.writer != nil {
+			s.writer.Close()
+		}
+	}()
+	s.log.Info("a8 sidecar started", "service", s.cfg.Service.String(), "register", s.cfg.Register, "proxy", s.cfg.Proxy,
+		"proxy_address", s.proxyAddr, "admin_address", s.adminAddr, "commands", len(s.cfg.Commands))
+	close(s.ready)
+
+	if s.cfg.Proxy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.cfg.StaticConfig != "" {
+				s.state.watchFile(ctx, s.cfg.StaticConfig, time.Second)
+				return
+			}
+			reg, err := client.NewRegistry(client.RegistryConfig{URL: s.cfg.Registry.URL, Token: s.cfg.Registry.Token})
+			if err != nil {
+				s.log.Error("registry client", "error", err)
+				return
+			}
+			ctl, err := client.NewController(client.ControllerConfig{URL: s.cfg.Controller.URL, Token: s.cfg.Controller.Token})
+			if err != nil {
+				s.log.Error("controller client", "error", err)
+				return
+			}
+			s.state.watchControlPlane(ctx, reg, ctl, s.cfg.Registry.Poll, s.cfg.Controller.Poll)
+		}()
+	}
+	if s.monitor != nil {
+		wg.Add(2)
+		go func() { defer wg.Done(); s.monitor.Run(ctx) }()
+		go func() { defer wg.Done(); s.register(ctx) }()
+	}
+
+	code := 0
+	if s.super != nil {
+		if err := s.super.Start(); err != nil {
+			return 1, err
+		}
+		select {
+		case exit := <-s.super.Terminated():
+			code = exit.Code
+			if exit.Err != nil {
+				s.log.Error("supervised process failed", "command", exit.Command.String(), "error", exit.Err)
+				code = max(code, 1)
+			} else {
+				s.log.Info("supervised process exited; stopping the sidecar", "command", exit.Command.String(), "code", exit.Code)
+			}
+		case <-ctx.Done():
+			s.log.Info("stopping: signalling supervised processes")
+		}
+		cancel() // deregister first, so no caller is sent to an app that is going away
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s.super.Stop(sctx)
+		scancel()
+	} else {
+		<-ctx.Done()
+	}
+	return code, nil
+}
+
+func (s *Sidecar) serve(wg *sync.WaitGroup, ln net.Listener, h http.Handler, name string) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener failed", "listener", name, "error", err)
+		}
+	}()
+	return srv
+}
+
+// register keeps the instance registered while its health checks pass: registration starts when
+// they all pass, stops (deregistering) when one fails, and starts again on recovery.
+func (s *Sidecar) register(ctx context.Context) {
+	reg, err := client.NewRegistry(client.RegistryConfig{URL: s.cfg.Registry.URL, Token: s.cfg.Registry.Token})
+	if err != nil {
+		s.setRegErr(err)
+		return
+	}
+	registration := api.InstanceRegistration{
+		ServiceName: s.cfg.Service.Name, Tags: s.cfg.Service.Tags, TTL: int64(s.cfg.Registry.TTL / time.Second),
+		Endpoint: &api.Endpoint{Type: s.cfg.Endpoint.Type, Value: net.JoinHostPort(s.cfg.Endpoint.Host, strconv.Itoa(s.cfg.Endpoint.Port))},
+	}
+	if len(s.cfg.HealthChecks) == 0 { // as Amalgam8: give the app a moment to listen
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
+	}
+	type keeper struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	var k *keeper
+	halt := func() {
+		if k != nil {
+			k.cancel()
+			<-k.done
+			k = nil
+		}
+	}
+	defer halt()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case healthy := <-s.monitor.Updates():
+			if healthy && k == nil {
+				kctx, cancel := context.WithCancel(ctx)
+				k = &keeper{cancel: cancel, done: make(chan struct{})}
+				done := k.done
+				go func() {
+					defer close(done)
+					err := reg.KeepRegistered(kctx, registration, client.KeepOptions{
+						Logger: s.log.With("component", "registration"),
+						OnRegistered: func(r api.RegistrationResponse) {
+							s.regMu.Lock()
+							s.regID, s.regErr = r.ID, ""
+							s.regMu.Unlock()
+							if !s.registered.Swap(true) {
+								s.log.Info("registered", "service", s.cfg.Service.String(), "id", r.ID, "endpoint", registration.Endpoint.Value, "ttl", r.TTL)
+							}
+						},
+					})
+					s.registered.Store(false)
+					if err != nil {
+						s.setRegErr(err)
+						s.log.Error("registration stopped: the registry refuses it; fix the configuration", "error", err)
+					}
+				}()
+			} else if !healthy && k != nil {
+				s.log.Warn("health checks failing: deregistering until they pass")
+				halt()
+			}
+		}
+	}
+}
+
+func (s *Sidecar) setRegErr(err error) {
+	s.regMu.Lock()
+	s.regErr = err.Error()
+	s.regMu.Unlock()
+}
+
+// ProxyAddr and AdminAddr are the listeners' addresses once Run has started them.
+func (s *Sidecar) ProxyAddr() string { <-s.ready; return s.proxyAddr }
+
+// AdminAddr is the admin listener's address once Run has started it.
+func (s *Sidecar) AdminAddr() string { <-s.ready; return s.adminAddr }
+
+// Signal forwards a signal to the supervised processes.
+func (s *Sidecar) Signal(sig os.Signal) {
+	if s.super != nil && sig != syscall.SIGCHLD {
+		s.super.Signal(sig)
+	}
+}

@@ -11,14 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// a8Bin is the a8 binary built once for the package.
-var a8Bin string
+// a8Bin is the a8 binary, and helloBin the helloworld example app, built once for the package.
+var a8Bin, helloBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "a8-e2e-")
@@ -26,12 +27,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	a8Bin = filepath.Join(dir, "a8")
-	build := exec.Command("go", "build", "-race", "-o", a8Bin, "github.com/a8fabric/a8/cmd/a8")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building a8:", err)
-		os.Exit(1)
+	a8Bin, helloBin = filepath.Join(dir, "a8"), filepath.Join(dir, "helloworld")
+	for bin, pkg := range map[string]string{a8Bin: "github.com/a8fabric/a8/cmd/a8", helloBin: "github.com/a8fabric/a8/examples/helloworld"} {
+		build := exec.Command("go", "build", "-race", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -144,6 +147,29 @@ func startOnPort(t *testing.T, env []string, port int, args []string) *process {
 		}
 		if t.Failed() {
 			t.Logf("a8 %s output:\n%s", args[0], p.out.String())
+		}
+	})
+	return p
+}
+
+// startProcess starts bin with args and env (no port added) and returns at once.
+func startProcess(t *testing.T, env []string, bin string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &process{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	name := filepath.Base(bin) + " " + strings.Join(args, " ")
+	t.Cleanup(func() {
+		if err := p.stop(); err != nil && !p.killed {
+			t.Errorf("%s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.out.String())
 		}
 	})
 	return p

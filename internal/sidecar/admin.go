@@ -3,6 +3,7 @@ package sidecar
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -87,6 +88,10 @@ func (s *Sidecar) admin() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"records": s.ring.Query(f)})
 	})
+	// Profiles, for measuring the proxy under load (the admin listener is on 127.0.0.1 by default).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthchecks", func(w http.ResponseWriter, _ *http.Request) {
 		var status []health.Result
 		if s.monitor != nil {

@@ -22,6 +22,7 @@ Usage:
   a8 <command> [flags]
 
 Commands:
+  demo         run everything: a8 up, helloworld and bookinfo behind sidecars, a gateway
   up           run the registry and the controller in one process, embedded stores
   registry     run the multi-tenant service registry (Amalgam8 registry API)
   controller   run the multi-tenant rules controller (Amalgam8 controller API)
@@ -61,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return flag.ErrHelp
 	}
 	switch args[0] {
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	case "example": // the example apps, embedded for a8 demo
+		return runExample(ctx, args[1:], stdout, stderr)
 	case "up":
 		return runUp(ctx, args[1:], stderr)
 	case "registry":

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	a8Bin, helloBin = filepath.Join(dir, "a8"), filepath.Join(dir, "helloworld")
-	for bin, pkg := range map[string]string{a8Bin: "github.com/a8fabric/a8/cmd/a8", helloBin: "github.com/a8fabric/a8/examples/helloworld"} {
+	for bin, pkg := range map[string]string{a8Bin: "github.com/a8fabric/a8/cmd/a8", helloBin: "github.com/a8fabric/a8/examples/helloworld/cmd/helloworld"} {
 		build := exec.Command("go", "build", "-race", "-o", bin, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

@@ -83,10 +83,11 @@ func classify(err error, r *http.Request, ctx context.Context) int {
 	return failReset
 }
 
-// forward sends the request to an endpoint of c, retrying up to retries times (on a failed
-// connection always, while nothing of the body was sent; on a broken connection or a 5xx answer
-// for idempotent requests whose body was not sent), all within timeout, and streams the answer back.
-func (p *Proxy) forward(q *request, c *table.Cluster, path string, timeout time.Duration, retries int) {
+// forward sends the request to an endpoint of c (first, if not nil), retrying up to retries times
+// (after a failed connection always, as nothing of the request was sent; after a broken connection
+// or a 5xx answer only for idempotent requests without a body, since a body being read by one attempt
+// cannot be sent again by another), all within timeout, and streams the answer back.
+func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, path string, timeout time.Duration, retries int) {
 	r := q.r
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -103,12 +104,15 @@ func (p *Proxy) forward(q *request, c *table.Cluster, path string, timeout time.
 		body = &trackedBody{rc: r.Body}
 	}
 	bodySent := func() bool { return body != nil && body.read.Load() }
-	canRetry := idempotent(r.Method)
+	canRetry := idempotent(r.Method) && body == nil
 
 	var avoid *table.Endpoint
 	var lastErr string
 	for attempt := 0; ; attempt++ {
-		ep, err := c.PickEndpoint(avoid)
+		ep, err := first, error(nil)
+		if ep == nil || attempt > 0 {
+			ep, err = c.PickEndpoint(avoid)
+		}
 		if err != nil {
 			if attempt == 0 {
 				p.fail(q, http.StatusServiceUnavailable, FlagNoHealthy, noEndpoint(c))
@@ -170,7 +174,7 @@ func (p *Proxy) forward(q *request, c *table.Cluster, path string, timeout time.
 			return
 		}
 		q.rec.UpstreamResponseTime = float64(time.Since(sent).Microseconds()) / 1000
-		if resp.StatusCode >= 500 && attempt < retries && canRetry && !bodySent() {
+		if resp.StatusCode >= 500 && attempt < retries && canRetry {
 			lastErr = fmt.Sprintf("upstream answered %d (%d attempts)", resp.StatusCode, q.attempts)
 			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10) // let the connection be reused
 			resp.Body.Close()

@@ -12,13 +12,14 @@ import (
 // Metrics are the proxy's Prometheus metrics. Each cluster's series are resolved once and cached,
 // so a request touches no label maps.
 type Metrics struct {
-	requests   *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
-	retries    *prometheus.CounterVec
-	ejections  *prometheus.CounterVec
-	openCircle *prometheus.GaugeVec
-	source     string
-	byCluster  sync.Map // cluster key -> *clusterMetrics
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	retries   *prometheus.CounterVec
+	ejections *prometheus.CounterVec
+	ejected   *prometheus.Desc
+	table     func() *table.Table // the table in use, for the ejected-endpoints gauge
+	source    string
+	byCluster sync.Map // cluster key -> *clusterMetrics
 }
 
 type clusterMetrics struct {
@@ -42,11 +43,29 @@ func NewMetrics(reg prometheus.Registerer, source string) *Metrics {
 			Help: "Upstream attempts beyond the first."}, []string{"source", "destination", "backend"}),
 		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "a8_proxy_ejections_total",
 			Help: "Endpoints ejected by outlier detection."}, []string{"source", "destination", "backend"}),
-		openCircle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "a8_proxy_ejected_endpoints",
-			Help: "Endpoints ejected now (open circuits), by cluster."}, []string{"source", "destination", "backend"}),
+		ejected: prometheus.NewDesc("a8_proxy_ejected_endpoints", "Endpoints ejected now (open circuits), by cluster.",
+			[]string{"source", "destination", "backend"}, nil),
 	}
-	reg.MustRegister(m.requests, m.duration, m.retries, m.ejections, m.openCircle)
+	reg.MustRegister(m.requests, m.duration, m.retries, m.ejections, m)
 	return m
+}
+
+// Describe and Collect make the ejected-endpoints gauge, read from the table in use at scrape time
+// (ejections end by themselves, so a value stored when they began would go stale).
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.ejected }
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	if m.table == nil {
+		return
+	}
+	t := m.table()
+	if t == nil {
+		return
+	}
+	for _, c := range t.Clusters() {
+		ch <- prometheus.MustNewConstMetric(m.ejected, prometheus.GaugeValue, float64(c.Ejected()), m.source, c.Service, backendLabel(c))
+	}
 }
 
 func backendLabel(c *table.Cluster) string { return strings.Join(c.Tags, ",") }
@@ -67,9 +86,13 @@ func (m *Metrics) cluster(c *table.Cluster) *clusterMetrics {
 	return v.(*clusterMetrics)
 }
 
+// UnknownDestination is the destination label of requests for a service the sidecar does not know:
+// one value for all of them, so that callers cannot grow the metrics without bound.
+const UnknownDestination = "_unknown"
+
 // requestsNoCluster counts requests that never reached a cluster (unknown destination).
-func (m *Metrics) requestsNoCluster(dest string, status int) {
-	m.requests.WithLabelValues(m.source, dest, "", class(status)).Inc()
+func (m *Metrics) requestsNoCluster(status int) {
+	m.requests.WithLabelValues(m.source, UnknownDestination, "", class(status)).Inc()
 }
 
 func class(status int) string {
@@ -79,28 +102,7 @@ func class(status int) string {
 	return string(rune('0'+status/100)) + "xx"
 }
 
-// Ejected records an ejection and the number of endpoints ejected now in the cluster.
+// Ejected counts an ejection in cluster c.
 func (m *Metrics) Ejected(c *table.Cluster) {
 	m.ejections.WithLabelValues(m.source, c.Service, backendLabel(c)).Inc()
-	m.openCircle.WithLabelValues(m.source, c.Service, backendLabel(c)).Set(float64(c.Ejected()))
-}
-
-// Refresh updates the ejected-endpoints gauge of every cluster of t (ejections end by themselves).
-func (m *Metrics) Refresh(t *table.Table) {
-	for _, name := range t.Destinations() {
-		d := t.Lookup(name)
-		seen := map[*table.Cluster]bool{d.All: true}
-		clusters := []*table.Cluster{d.All}
-		for _, r := range d.Routes {
-			for _, c := range r.Clusters {
-				if !seen[c] {
-					seen[c] = true
-					clusters = append(clusters, c)
-				}
-			}
-		}
-		for _, c := range clusters {
-			m.openCircle.WithLabelValues(m.source, c.Service, backendLabel(c)).Set(float64(c.Ejected()))
-		}
-	}
 }

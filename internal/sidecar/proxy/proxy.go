@@ -80,6 +80,9 @@ func New(cfg Config) *Proxy {
 	p := &Proxy{cfg: cfg, selfKey: cfg.Self.Name + ":" + strings.Join(cfg.Self.Tags, ","), log: cfg.Logger}
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.table.Store(&table.Table{})
+	if cfg.Metrics != nil {
+		cfg.Metrics.table = p.Table
+	}
 	return p
 }
 
@@ -159,12 +162,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	var first *table.Endpoint
 	if a := d.Action(p.cfg.Self, r.Header); a != nil {
-		if done := p.faults(q, a, c); done {
+		// Action tags name the versions a fault applies to. A rule's backend says its tags; on the
+		// default route they are the instance's, so it is picked now.
+		tags := c.Tags
+		if route == nil {
+			if ep, err := c.PickEndpoint(nil); err == nil {
+				first, tags = ep, ep.Tags
+			}
+		}
+		if done := p.faults(q, a, tags); done {
 			return
 		}
 	}
-	p.forward(q, c, path, timeout, retries)
+	p.forward(q, c, first, path, timeout, retries)
 }
 
 // destination finds where a request goes: its Host, if that names a destination the table knows;
@@ -184,12 +196,12 @@ func destination(r *http.Request, t *table.Table) (name, path string) {
 	return p, "/"
 }
 
-// faults applies an action rule's actions that apply to cluster c, in order. It reports whether the
-// request was answered (an abort).
-func (p *Proxy) faults(q *request, a *rules.ActionRule, c *table.Cluster) bool {
+// faults applies an action rule's actions that apply to a backend with tags, in order. It reports
+// whether the request was answered (an abort).
+func (p *Proxy) faults(q *request, a *rules.ActionRule, tags []string) bool {
 	for i := range a.Actions {
 		act := &a.Actions[i]
-		if !act.AppliesTo(c.Tags) {
+		if !act.AppliesTo(tags) {
 			continue
 		}
 		switch act.Kind {
@@ -269,7 +281,7 @@ func (p *Proxy) record(q *request, start time.Time) {
 				cm.retries.Add(float64(q.attempts - 1))
 			}
 		} else {
-			m.requestsNoCluster(strings.TrimSuffix(rec.Dst, ":"), rec.Status)
+			m.requestsNoCluster(rec.Status)
 		}
 	}
 	if p.cfg.Ring != nil {

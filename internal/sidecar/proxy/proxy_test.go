@@ -462,7 +462,7 @@ func TestProxy_OutlierEjection(t *testing.T) {
 	if v := testutil.ToFloat64(m.ejections.WithLabelValues("productpage", "svc", "v1")); v != 1 {
 		t.Fatalf("ejections counted: %v", v)
 	}
-	if v := testutil.ToFloat64(m.openCircle.WithLabelValues("productpage", "svc", "v1")); v != 1 {
+	if v := gauge(t, h.reg, "a8_proxy_ejected_endpoints", "svc"); v != 1 {
 		t.Fatalf("ejected endpoints gauge: %v", v)
 	}
 }
@@ -499,8 +499,15 @@ func TestProxy_Metrics(t *testing.T) {
 	if v := testutil.ToFloat64(h.proxy.cfg.Metrics.requests.WithLabelValues("productpage", "svc", "", "2xx")); v != 3 {
 		t.Fatalf("2xx requests to svc: %v", v)
 	}
-	if v := testutil.ToFloat64(h.proxy.cfg.Metrics.requests.WithLabelValues("productpage", "nothing", "", "4xx")); v != 1 {
-		t.Fatalf("4xx requests to an unknown destination: %v", v)
+	for i := range 50 {
+		h.get(fmt.Sprintf("/nothing%d/x", i))
+	}
+	if v := testutil.ToFloat64(h.proxy.cfg.Metrics.requests.WithLabelValues("productpage", UnknownDestination, "", "4xx")); v != 51 {
+		t.Fatalf("4xx requests to unknown destinations: %v", v)
+	}
+	// svc's six status classes, and one series for every unknown destination.
+	if n := testutil.CollectAndCount(h.proxy.cfg.Metrics.requests); n != 7 {
+		t.Fatalf("%d request series: unknown destinations must share one label value", n)
 	}
 }
 
@@ -537,5 +544,162 @@ func TestProxy_SwapUnderLoad(t *testing.T) {
 	wg.Wait()
 	if failures.Load() != 0 {
 		t.Fatalf("%d requests failed while tables were swapped", failures.Load())
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name, dest string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "destination" && l.GetValue() == dest {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// The ejected-endpoints gauge falls back when an ejection ends.
+func TestProxy_EjectedGaugeFalls(t *testing.T) {
+	h := newHarness(t)
+	good, bad := newUpstream(t, "good"), newUpstream(t, "bad")
+	bad.reply = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }
+	h.set([]api.Rule{{Destination: "svc", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"v1"},
+		Resilience: &api.Resilience{ConsecutiveErrors: 1, SleepWindow: 0.1}}}}}},
+		instance("svc", good.addr(), "v1"), instance("svc", bad.addr(), "v1"))
+	for range 4 {
+		h.get("/svc/x")
+	}
+	if v := gauge(t, h.reg, "a8_proxy_ejected_endpoints", "svc"); v != 1 {
+		t.Fatalf("gauge while ejected: %v", v)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gauge(t, h.reg, "a8_proxy_ejected_endpoints", "svc") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gauge did not fall after the sleep window")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An upstream that answers 5xx before reading a streamed body: the request is not retried (the body
+// is being read by the first attempt and cannot be sent again), so no instance gets a torn body.
+func TestProxy_NoRetryOfRequestsWithBodies(t *testing.T) {
+	h := newHarness(t)
+	var early, good atomic.Int64
+	eager := newUpstream(t, "eager")
+	eager.reply = func(w http.ResponseWriter, r *http.Request) { early.Add(1); w.WriteHeader(503) }
+	ok := newUpstream(t, "ok")
+	ok.reply = func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		if string(data) != "hello body" {
+			t.Errorf("an instance got a torn body %q", data)
+		}
+		good.Add(1)
+	}
+	h.set([]api.Rule{{Destination: "svc", Route: &api.Route{HTTPReqRetries: n(3), Backends: []api.Backend{{Tags: []string{"v1"}}}}}},
+		instance("svc", eager.addr(), "v1"), instance("svc", ok.addr(), "v1"))
+	for range 12 {
+		pr, pw := io.Pipe()
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			pw.Write([]byte("hello body"))
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("PUT", h.url+"/svc/x", pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 && resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if early.Load() == 0 || good.Load() == 0 {
+		t.Fatalf("both instances must have been used: eager %d, ok %d", early.Load(), good.Load())
+	}
+}
+
+func TestProxy_HeadAndNoContent(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	u.reply = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "X-Secret")
+		w.Header().Set("X-Secret", "hop")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(204)
+			return
+		}
+		w.Header().Set("Content-Length", "5")
+		if r.Method != "HEAD" {
+			w.Write([]byte("hello"))
+		}
+	}
+	h.set(nil, instance("svc", u.addr()))
+	r := h.do("HEAD", "/svc/x", "")
+	if r.code != 200 || r.header.Get("Content-Length") != "5" || r.body != "" {
+		t.Fatalf("HEAD: %d %v %q", r.code, r.header, r.body)
+	}
+	if r.header.Get("X-Secret") != "" || r.header.Get("Keep-Alive") != "" {
+		t.Fatalf("hop-by-hop answer headers forwarded: %v", r.header)
+	}
+	if r := h.get("/svc/empty"); r.code != 204 || r.body != "" {
+		t.Fatalf("204: %d %q", r.code, r.body)
+	}
+	h.get("/svc/x", "X-Forwarded-For", "10.9.9.9")
+	var got *http.Request
+	for got = range u.seen {
+		if got.Header.Get("X-Forwarded-For") != "" && strings.HasPrefix(got.Header.Get("X-Forwarded-For"), "10.9.9.9") {
+			break
+		}
+	}
+	if xff := got.Header.Get("X-Forwarded-For"); !strings.HasPrefix(xff, "10.9.9.9, 127.0.0.1") {
+		t.Fatalf("X-Forwarded-For %q: the caller's address must be appended", xff)
+	}
+}
+
+// Tagged actions apply on the default route too, to the instance picked.
+func TestProxy_TaggedActionOnDefaultRoute(t *testing.T) {
+	h := newHarness(t)
+	v2 := newUpstream(t, "v2")
+	h.set([]api.Rule{{Destination: "svc", Actions: []api.Action{{Action: "abort", ReturnCode: n(418), Tags: []string{"version=v2"}}}}},
+		instance("svc", v2.addr(), "version=v2"))
+	if r := h.get("/svc/x"); r.code != 418 {
+		t.Fatalf("tagged abort on the default route to a v2 instance: %d", r.code)
+	}
+}
+
+// max_connections without max_pending_requests queues (Envoy's default of 1024 pending).
+func TestProxy_MaxConnectionsQueues(t *testing.T) {
+	h := newHarness(t)
+	u := newUpstream(t, "u")
+	u.reply = func(w http.ResponseWriter, r *http.Request) { time.Sleep(50 * time.Millisecond) }
+	h.set([]api.Rule{{Destination: "svc", Route: &api.Route{Backends: []api.Backend{{Tags: []string{"v1"}, Resilience: &api.Resilience{MaxConnections: 1}}}}}},
+		instance("svc", u.addr(), "v1"))
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := h.get("/svc/x"); r.code != 200 {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of 4 concurrent requests refused with one connection allowed: they must queue", failed.Load())
 	}
 }

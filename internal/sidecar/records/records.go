@@ -126,7 +126,8 @@ type Writer struct {
 	log     *slog.Logger
 	dropped atomic.Uint64
 	done    chan struct{}
-	once    sync.Once
+	mu      sync.RWMutex // Close holds it to close ch; Write holds it for reading while sending
+	closed  bool
 }
 
 // NewWriter starts a writer to w with room for buffer records in flight.
@@ -139,8 +140,14 @@ func NewWriter(w io.Writer, buffer int, log *slog.Logger) *Writer {
 	return wr
 }
 
-// Write queues r for writing, or drops it if the writer is behind.
+// Write queues r for writing, or drops it if the writer is behind or closed.
 func (w *Writer) Write(r *Record) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.dropped.Add(1)
+		return
+	}
 	select {
 	case w.ch <- r:
 	default:
@@ -169,8 +176,14 @@ func (w *Writer) run() {
 	_ = bw.Flush()
 }
 
-// Close writes what is queued and stops the writer.
+// Close writes what is queued and stops the writer; later writes are dropped. Closing twice is
+// harmless.
 func (w *Writer) Close() {
-	w.once.Do(func() { close(w.ch) })
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.mu.Unlock()
 	<-w.done
 }

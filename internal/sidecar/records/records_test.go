@@ -2,6 +2,7 @@ package records
 
 import (
 	"bytes"
+	"io"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -141,4 +142,15 @@ func TestWriter_DropsWhenBehind(t *testing.T) {
 	}
 	close(sw.gate)
 	w.Close()
+}
+
+// A request finishing after shutdown must not crash on a closed writer.
+func TestWriter_WriteAfterClose(t *testing.T) {
+	w := NewWriter(io.Discard, 4, nil)
+	w.Close()
+	w.Write(rec(1, "a:", "b:"))
+	w.Close()
+	if w.Dropped() != 1 {
+		t.Fatalf("dropped %d", w.Dropped())
+	}
 }

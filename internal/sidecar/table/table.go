@@ -87,6 +87,30 @@ func (t *Table) Lookup(name string) *Destination {
 	return t.dests[name]
 }
 
+// Clusters returns every distinct cluster of the table (by key), for metrics and dumps.
+func (t *Table) Clusters() []*Cluster {
+	if t == nil {
+		return nil
+	}
+	seen := map[string]*Cluster{}
+	for _, d := range t.dests {
+		seen[d.All.Key] = d.All
+		for _, r := range d.Routes {
+			for _, c := range r.Clusters {
+				if _, ok := seen[c.Key]; !ok {
+					seen[c.Key] = c
+				}
+			}
+		}
+	}
+	out := make([]*Cluster, 0, len(seen))
+	for _, c := range seen {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Cluster) int { return cmp.Compare(a.Key, b.Key) })
+	return out
+}
+
 // Destinations returns the names the table routes, sorted.
 func (t *Table) Destinations() []string {
 	names := make([]string, 0, len(t.dests))
@@ -262,7 +286,7 @@ func hasAll(have, want []string) bool {
 // endpoint turns a registered instance into an endpoint the proxy can call, or nil if it cannot
 // carry HTTP (udp).
 func endpoint(in *api.Instance, gen *generation) *Endpoint {
-	if in.Endpoint == nil || in.Endpoint.Value == "" {
+	if in.Endpoint == nil || in.Endpoint.Value == "" || in.Status == api.StatusStarting || in.Status == api.StatusOutOfService {
 		return nil
 	}
 	scheme := "http"
@@ -297,8 +321,10 @@ func resilienceKey(r *api.Resilience) string {
 		strconv.FormatFloat(r.SleepWindow, 'g', -1, 64) + "," + strconv.FormatFloat(r.DetectionInterval, 'g', -1, 64)
 }
 
-// Resilience defaults: Envoy's, which Amalgam8 1.x inherited.
+// Resilience defaults: Envoy's, which Amalgam8 1.x inherited. max_connections and max_requests left
+// at 0 are unlimited.
 const (
+	DefaultMaxPendingRequests = 1024
 	DefaultConsecutiveErrors = 5
 	DefaultSleepWindow       = 30 * time.Second
 	DefaultDetectionInterval = 10 * time.Second
@@ -309,7 +335,7 @@ func limits(r *api.Resilience) Limits {
 		return Limits{}
 	}
 	l := Limits{
-		MaxConnections: r.MaxConnections, MaxPendingRequests: r.MaxPendingRequests, MaxRequests: r.MaxRequests,
+		MaxConnections: r.MaxConnections, MaxPendingRequests: cmp.Or(r.MaxPendingRequests, DefaultMaxPendingRequests), MaxRequests: r.MaxRequests,
 		MaxRequestsPerConnection: r.MaxRequestsPerConnection,
 		ConsecutiveErrors:        cmp.Or(r.ConsecutiveErrors, DefaultConsecutiveErrors),
 		SleepWindow:              cmp.Or(time.Duration(r.SleepWindow*float64(time.Second)), DefaultSleepWindow),

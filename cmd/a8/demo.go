@@ -38,4 +38,3 @@ func runExample(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return fmt.Errorf("a8 example %q: the examples are helloworld and bookinfo", args[0])
 }
-

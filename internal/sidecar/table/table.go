@@ -325,9 +325,9 @@ func resilienceKey(r *api.Resilience) string {
 // at 0 are unlimited.
 const (
 	DefaultMaxPendingRequests = 1024
-	DefaultConsecutiveErrors = 5
-	DefaultSleepWindow       = 30 * time.Second
-	DefaultDetectionInterval = 10 * time.Second
+	DefaultConsecutiveErrors  = 5
+	DefaultSleepWindow        = 30 * time.Second
+	DefaultDetectionInterval  = 10 * time.Second
 )
 
 func limits(r *api.Resilience) Limits {

@@ -201,7 +201,15 @@ func (c *Registry) KeepRegistered(ctx context.Context, reg api.InstanceRegistrat
 	var interval, wait time.Duration // heartbeat interval; time to the next attempt
 	for {
 		if id == "" {
-			resp, err := c.Register(ctx, reg)
+			// The registration runs to its end even if ctx ends meanwhile, so that an instance the
+			// registry has accepted is then deregistered, not left to expire.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultTimeout)
+			resp, err := c.Register(rctx, reg)
+			cancel()
+			if err == nil && ctx.Err() != nil {
+				id = resp.ID
+				break
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

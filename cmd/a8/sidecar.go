@@ -33,15 +33,20 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// SIGINT and SIGTERM stop the sidecar (main's context); other signals go to the app.
+	// SIGINT and SIGTERM stop the sidecar, which deregisters and then passes the signal on to the
+	// app; other signals go to the app at once.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT, syscall.SIGWINCH)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
 	go func() {
 		for {
 			select {
 			case sig := <-sigs:
-				s.Signal(sig)
+				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+					s.Stop(sig)
+				} else {
+					s.Signal(sig)
+				}
 			case <-ctx.Done():
 				return
 			}

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,8 +18,9 @@ import (
 )
 
 // state is the sidecar's view of the control plane: the latest instances and rules, and how fresh
-// each is. Every change rebuilds the routing table from both; a failed sync changes nothing (fail
-// static: the last table stays).
+// each is. Once both have arrived, every change rebuilds the routing table from both (before, there
+// is no table: routing by instances alone could break rules, such as a canary's); a failed sync
+// changes nothing (fail static: the last table stays).
 type state struct {
 	log     *slog.Logger
 	opts    table.Options
@@ -42,7 +42,10 @@ type sourceState struct {
 	LastSync  time.Time `json:"last_sync"`
 	LastError string    `json:"last_error,omitempty"`
 	ErrorAt   time.Time `json:"error_at,omitempty"`
-	Failing   bool      `json:"failing"`
+	Failing   bool      `json:"failing"` // the last call failed
+	// Rejected says why the source's latest data is not in use (rules that do not compile); it
+	// stays until data that is usable arrives.
+	Rejected string `json:"rejected,omitempty"`
 }
 
 func newState(log *slog.Logger, opts table.Options, publish func(*table.Table)) *state {
@@ -85,22 +88,27 @@ func (s *state) setInstances(list []api.Instance, index uint64) {
 	s.mu.Unlock()
 }
 
-// setRules compiles a rule set; one that does not compile (an Amalgam8 controller may hold rules
-// a8 refuses) is logged and the previous set stays.
-func (s *state) setRules(rs []api.Rule, revision int64) error {
+// setRules compiles a rule set from source; one that does not compile (an Amalgam8 controller may
+// hold rules a8 refuses) is logged, marked on the source, and the previous set stays.
+func (s *state) setRules(source string, rs []api.Rule, revision int64) error {
 	set, err := rules.Compile(rs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err != nil {
 		s.log.Error("rules at this revision do not compile; keeping the previous ones", "revision", revision, "error", err)
+		s.source(source).Rejected = fmt.Sprintf("rules at revision %d do not compile: %v", revision, err)
 		return err
 	}
-	s.mu.Lock()
+	s.source(source).Rejected = ""
 	s.set, s.revision, s.haveRules = set, revision, true
 	s.rebuildLocked()
-	s.mu.Unlock()
 	return nil
 }
 
 func (s *state) rebuildLocked() {
+	if !s.haveInst || !s.haveRules {
+		return
+	}
 	t := table.Build(s.set, s.revision, s.instances, s.index, s.opts)
 	s.current = t
 	s.publish(t)
@@ -142,11 +150,7 @@ func (s *state) watchControlPlane(ctx context.Context, reg *client.Registry, ctl
 			Poll:    ctlPoll,
 			OnError: func(err error) { s.failed("controller", err) },
 			OnSync:  func(client.QueryMeta) { s.synced("controller") },
-		}, func(l api.RuleList, _ client.QueryMeta) {
-			if err := s.setRules(l.Rules, l.Revision); err != nil {
-				s.failed("controller", fmt.Errorf("rules at revision %d do not compile: %w", l.Revision, err))
-			}
-		})
+		}, func(l api.RuleList, _ client.QueryMeta) { _ = s.setRules("controller", l.Rules, l.Revision) })
 	}()
 	wg.Wait()
 }
@@ -186,11 +190,10 @@ func (s *state) watchFile(ctx context.Context, path string, interval time.Durati
 		s.mu.Lock()
 		rev := s.revision + 1
 		s.mu.Unlock()
-		if err := s.setRules(f.Rules, rev); err != nil {
-			s.failed("file", fmt.Errorf("%s: %w", path, err))
+		s.setInstances(f.Instances, uint64(rev))
+		if err := s.setRules("file", f.Rules, rev); err != nil {
 			return
 		}
-		s.setInstances(f.Instances, uint64(rev))
 		s.synced("file")
 		s.log.Info("static configuration loaded", "file", path, "instances", len(f.Instances), "rules", len(f.Rules))
 	}
@@ -232,19 +235,22 @@ func parseStatic(data []byte) (*staticFile, error) {
 
 // freshness exports how old the view of each source is.
 type freshness struct {
-	s    *state
-	desc *prometheus.Desc
-	rev  *prometheus.Desc
+	s       *state
+	desc    *prometheus.Desc
+	failing *prometheus.Desc
+	rev     *prometheus.Desc
 }
 
 func newFreshness(s *state) *freshness {
 	return &freshness{s: s,
-		desc: prometheus.NewDesc("a8_sidecar_sync_age_seconds", "Time since the last successful sync with a control-plane source (registry, controller, file): how stale the routing table may be.", []string{"source"}, nil),
-		rev:  prometheus.NewDesc("a8_sidecar_table_revision", "Rules revision (rules) and registry index (instances) of the routing table in use.", []string{"of"}, nil),
+		desc: prometheus.NewDesc("a8_sidecar_sync_age_seconds", "Time since the last answer of a control-plane source (registry, controller, file). "+
+			"A blocking query is held up to 30s, so up to about 32s is normal; more means the source is away.", []string{"source"}, nil),
+		failing: prometheus.NewDesc("a8_sidecar_source_failing", "1 while the last call to a control-plane source failed, or its latest data was rejected (rules that do not compile): the sidecar routes on an older table.", []string{"source"}, nil),
+		rev:     prometheus.NewDesc("a8_sidecar_table_revision", "Rules revision (rules) and registry index (instances) of the routing table in use.", []string{"of"}, nil),
 	}
 }
 
-func (f *freshness) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc; ch <- f.rev }
+func (f *freshness) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc; ch <- f.failing; ch <- f.rev }
 
 func (f *freshness) Collect(ch chan<- prometheus.Metric) {
 	for name, src := range f.s.snapshot() {
@@ -253,6 +259,11 @@ func (f *freshness) Collect(ch chan<- prometheus.Metric) {
 			age = -1
 		}
 		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, age, name)
+		failing := 0.0
+		if src.Failing || src.Rejected != "" {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(f.failing, prometheus.GaugeValue, failing, name)
 	}
 	f.s.mu.Lock()
 	rev, idx := f.s.revision, f.s.index
@@ -260,5 +271,3 @@ func (f *freshness) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(f.rev, prometheus.GaugeValue, float64(rev), "rules")
 	ch <- prometheus.MustNewConstMetric(f.rev, prometheus.GaugeValue, float64(idx), "instances")
 }
-
-var errNotReady = errors.New("not ready")

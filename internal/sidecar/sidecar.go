@@ -51,13 +51,21 @@ type Sidecar struct {
 
 	proxyAddr, adminAddr string
 	ready                chan struct{} // closed when the listeners are up (for tests)
+
+	stopOnce sync.Once
+	stopSig  os.Signal     // the signal that stopped the sidecar, forwarded to the apps
+	stopping chan struct{} // closed by Stop
 }
 
 // New prepares a sidecar for cfg; Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Sidecar, error) {
-	s := &Sidecar{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ring: records.NewRing(cfg.ProxyConfig.Records), ready: make(chan struct{})}
+	s := &Sidecar{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ring: records.NewRing(cfg.ProxyConfig.Records),
+		ready: make(chan struct{}), stopping: make(chan struct{})}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	self := rules.Caller{Name: cfg.Service.Name, Tags: cfg.Service.Tags}
+	if cfg.Proxy && cfg.StaticConfig != "" {
+		log.Info("routing by --static_config: the controller is not used, nor the registry for routing", "file", cfg.StaticConfig)
+	}
 	if cfg.Proxy {
 		switch cfg.ProxyConfig.AccessLog {
 		case "":
@@ -118,23 +126,37 @@ func New(cfg *config.Config, log *slog.Logger) (*Sidecar, error) {
 	return s, nil
 }
 
-// Run runs the sidecar until ctx ends or a "terminate" process exits, and returns the exit code the
-// sidecar should end with: that process's, or 0.
+// Stop asks a running sidecar to stop because of sig (nil: no signal): it deregisters the instance,
+// passes sig on to the supervised processes and gives them the grace period to exit before they are
+// killed. Run then returns.
+func (s *Sidecar) Stop(sig os.Signal) {
+	s.stopOnce.Do(func() {
+		s.stopSig = sig
+		close(s.stopping)
+	})
+}
+
+// Run runs the sidecar until ctx ends, Stop is called or a "terminate" process exits, and returns
+// the exit code the sidecar should end with: that of the first "terminate" process to exit, or 0.
 func (s *Sidecar) Run(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	var wg sync.WaitGroup // background loops: discovery, health
 	defer wg.Wait()
 	defer cancel()
 
+	// Requests in flight when the sidecar stops get a grace period, then their context ends.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
 	var servers []*http.Server
+	var srvWG sync.WaitGroup
 	if s.cfg.Proxy {
 		ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.ProxyConfig.ListenAddress, strconv.Itoa(s.cfg.ProxyConfig.HTTPListenerPort)))
 		if err != nil {
 			return 1, fmt.Errorf("proxy listener (--proxy_port %d): %w", s.cfg.ProxyConfig.HTTPListenerPort, err)
 		}
 		s.proxyAddr = ln.Addr().String()
-		servers = append(servers, s.serve(&wg, ln, s.proxy, "proxy"))
+		servers = append(servers, s.serve(&srvWG, ln, s.proxy, "proxy", reqCtx))
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.ProxyConfig.AdminAddress, strconv.Itoa(s.cfg.ProxyConfig.AdminPort)))
 	if err != nil {
@@ -144,13 +166,17 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 		return 1, fmt.Errorf("admin listener (--admin_port %d): %w", s.cfg.ProxyConfig.AdminPort, err)
 	}
 	s.adminAddr = ln.Addr().String()
-	servers = append(servers, s.serve(&wg, ln, s.admin(), "admin"))
+	servers = append(servers, s.serve(&srvWG, ln, s.admin(), "admin", reqCtx))
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		for _, srv := range servers {
-			_ = srv.Shutdown(sctx)
+			if err := srv.Shutdown(sctx); err != nil {
+				cancelRequests() // the grace is over: end what is still in flight
+				srv.Close()
+			}
 		}
+		srvWG.Wait()
 		if s.writer != nil {
 			s.writer.Close()
 		}
@@ -180,45 +206,84 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 			s.state.watchControlPlane(ctx, reg, ctl, s.cfg.Registry.Poll, s.cfg.Controller.Poll)
 		}()
 	}
+	// Registration runs in its own context, so that it can be ended (deregistering) before the apps
+	// are told to stop: no caller should be sent to an app that is going away.
+	regCtx, stopRegistration := context.WithCancel(ctx)
+	regDone := make(chan struct{})
 	if s.monitor != nil {
-		wg.Add(2)
+		wg.Add(1)
 		go func() { defer wg.Done(); s.monitor.Run(ctx) }()
-		go func() { defer wg.Done(); s.register(ctx) }()
-	}
-
-	code := 0
-	if s.super != nil {
-		if err := s.super.Start(); err != nil {
-			return 1, err
-		}
-		select {
-		case exit := <-s.super.Terminated():
-			code = exit.Code
-			if exit.Err != nil {
-				s.log.Error("supervised process failed", "command", exit.Command.String(), "error", exit.Err)
-				code = max(code, 1)
-			} else {
-				s.log.Info("supervised process exited; stopping the sidecar", "command", exit.Command.String(), "code", exit.Code)
-			}
-		case <-ctx.Done():
-			s.log.Info("stopping: signalling supervised processes")
-		}
-		cancel() // deregister first, so no caller is sent to an app that is going away
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		s.super.Stop(sctx)
-		scancel()
+		go func() { defer close(regDone); s.register(regCtx) }()
 	} else {
-		<-ctx.Done()
+		close(regDone)
+	}
+	deregister := func() {
+		stopRegistration()
+		select {
+		case <-regDone:
+		case <-time.After(10 * time.Second):
+			s.log.Warn("deregistration did not finish within 10s")
+		}
+	}
+	defer deregister()
+
+	if s.super == nil {
+		select {
+		case <-ctx.Done():
+		case <-s.stopping:
+		}
+		return 0, nil
+	}
+	if err := s.super.Start(); err != nil {
+		return 1, err
+	}
+	code := 0
+	select {
+	case exit := <-s.super.Terminated():
+		code = exitCodeOf(exit)
+		s.log.Info("supervised process exited; stopping the sidecar", "command", exit.Command.String(), "code", code, "error", exit.Err)
+		deregister()
+	case <-ctx.Done():
+		deregister()
+	case <-s.stopping:
+		deregister()
+		if s.stopSig != nil { // pass the signal on, as Amalgam8 did, and give the apps their grace
+			s.log.Info("stopping: passing the signal on to the supervised processes", "signal", s.stopSig.String())
+			s.super.Signal(s.stopSig)
+			select {
+			case <-s.super.Done():
+			case <-time.After(supervise.DefaultGrace):
+			}
+		}
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	s.super.Stop(sctx)
+	scancel()
+	if code == 0 {
+		for _, e := range s.super.Exits() { // the first "terminate" process's code, if it ended now
+			if e.Command.OnExit != supervise.OnExitIgnore {
+				code = exitCodeOf(e)
+				break
+			}
+		}
 	}
 	return code, nil
 }
 
-func (s *Sidecar) serve(wg *sync.WaitGroup, ln net.Listener, h http.Handler, name string) *http.Server {
+func exitCodeOf(e supervise.Exit) int {
+	if e.Err != nil && e.Code <= 0 {
+		return 1
+	}
+	return e.Code
+}
+
+func (s *Sidecar) serve(wg *sync.WaitGroup, ln net.Listener, h http.Handler, name string, base context.Context) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	wg.Add(1)
 	go func() {
@@ -314,5 +379,18 @@ func (s *Sidecar) AdminAddr() string { <-s.ready; return s.adminAddr }
 func (s *Sidecar) Signal(sig os.Signal) {
 	if s.super != nil && sig != syscall.SIGCHLD {
 		s.super.Signal(sig)
+	}
+}
+
+// Exited reports whether the supervised processes have all exited (true without any).
+func (s *Sidecar) Exited() bool {
+	if s.super == nil {
+		return true
+	}
+	select {
+	case <-s.super.Done():
+		return true
+	default:
+		return false
 	}
 }

@@ -359,15 +359,19 @@ func (c *Config) Validate() error {
 			bad("%s %v: between 1s and 1h", name, d)
 		}
 	}
+	if p := c.ProxyConfig.AdminPort; p < 0 || p > 65535 {
+		bad("--admin_port %d: a port is 0..65535", p)
+	}
 	if c.Proxy {
-		for name, p := range map[string]int{"--proxy_port": c.ProxyConfig.HTTPListenerPort, "--admin_port": c.ProxyConfig.AdminPort} {
-			if p < 0 || p > 65535 {
-				bad("%s %d: a port is 0..65535", name, p)
-			}
+		if p := c.ProxyConfig.HTTPListenerPort; p < 0 || p > 65535 {
+			bad("--proxy_port %d: a port is 0..65535", p)
 		}
 		if c.ProxyConfig.HTTPListenerPort == c.ProxyConfig.AdminPort && c.ProxyConfig.AdminPort != 0 {
 			bad("--proxy_port and --admin_port are both %d: give them different ports", c.ProxyConfig.AdminPort)
 		}
+	}
+	if c.ProxyConfig.TCPProxies != nil {
+		bad("proxy_config.tcp_proxies: TCP proxying is not supported")
 	}
 	if c.ProxyConfig.Records < 1 {
 		bad("--records %d: keep at least 1", c.ProxyConfig.Records)

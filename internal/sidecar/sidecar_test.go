@@ -223,8 +223,8 @@ func TestSidecar_RegistrationFollowsHealth(t *testing.T) {
 	defer app.Close()
 	port := app.Listener.Addr().(*tcpAddr).Port
 	r := start(t, config.Config{Register: true, Service: config.Service{Name: "app", Tags: []string{"version=v1"}},
-		Endpoint: config.Endpoint{Host: "127.0.0.1", Port: port, Type: "http"},
-		Registry: config.ControlPlane{URL: cp.URL},
+		Endpoint:     config.Endpoint{Host: "127.0.0.1", Port: port, Type: "http"},
+		Registry:     config.ControlPlane{URL: cp.URL},
 		HealthChecks: []health.Check{{Type: "http", Value: app.URL, Interval: 50 * time.Millisecond}},
 	})
 	time.Sleep(300 * time.Millisecond)

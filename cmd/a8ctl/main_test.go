@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestMain runs main instead of the tests when the test binary is started as a8ctl by
+// TestProcess, so that the exit codes are checked as a shell sees them.
+func TestMain(m *testing.M) {
+	if os.Getenv("A8CTL_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestProcess(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    []string
+		code   int
+		stdout string // a prefix
+		stderr string // a substring
+	}{
+		{name: "version", args: []string{"version"}, stdout: "a8ctl "},
+		{name: "help", args: []string{"help"}, stdout: "a8ctl is the command-line client of a8"},
+		{name: "usage", args: nil, code: 2, stderr: "Usage:"},
+		{name: "unknown command", args: []string{"nope"}, code: 2, stderr: `unknown command "nope"`},
+		{name: "unreachable controller from the environment", args: []string{"rule-get", "-a"}, env: []string{"A8_CONTROLLER_URL=http://127.0.0.1:1"},
+			code: 1, stderr: "cannot reach the controller at http://127.0.0.1:1"},
+		{name: "info", args: []string{"info", "--controller_token", "secret"}, stdout: "+---", stderr: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], tt.args...)
+			cmd.Env = append(append(cleanEnv(), "A8CTL_TEST_RUN_MAIN=1"), tt.env...)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.HasPrefix(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out.String(), errb.String())
+			}
+			if strings.Contains(out.String(), "secret") {
+				t.Errorf("a token is shown:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// cleanEnv is the environment without a8ctl's A8_ variables.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "A8_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}

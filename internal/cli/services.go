@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/a8fabric/a8/api"
+)
+
+// serviceEntry is one row of service-list: a service and its instances by version, "v1(2)".
+type serviceEntry struct {
+	Service   string   `json:"service"`
+	Instances []string `json:"instances"`
+}
+
+// serviceSummary counts a service's instances by version (their tags), as the Python a8ctl did:
+// "version=v1(2)", versions sorted.
+func serviceSummary(service string, insts []api.Instance) serviceEntry {
+	counts := map[string]int{}
+	for _, in := range insts {
+		counts[versionOf(in.Tags)]++
+	}
+	versions := make([]string, 0, len(counts))
+	for v := range counts {
+		versions = append(versions, v)
+	}
+	sort.Strings(versions)
+	e := serviceEntry{Service: service, Instances: make([]string, len(versions))}
+	for i, v := range versions {
+		e.Instances[i] = fmt.Sprintf("%s(%d)", v, counts[v])
+	}
+	return e
+}
+
+// serviceRows renders service-list entries as table rows.
+func serviceRows(entries []serviceEntry) [][]string {
+	rows := make([][]string, len(entries))
+	for i, e := range entries {
+		rows[i] = []string{e.Service, strings.Join(e.Instances, ", ")}
+	}
+	return rows
+}
+
+// serviceListCommand is service-list: GET /api/v1/services and /api/v1/services/{name}.
+func serviceListCommand() *command {
+	return &command{
+		name:    "service-list",
+		usage:   "[-o table|json|yaml]",
+		summary: "List the registered services and their instances by version.",
+		group:   groupRouting,
+		setup: func(f *cmdFlags) runFunc {
+			var output string
+			f.Output(&output, formatTable, formatJSON, formatYAML)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				reg, err := e.registry()
+				if err != nil {
+					return err
+				}
+				names, _, err := reg.Services(ctx, nil)
+				if err != nil {
+					return e.regErr("listing the services", err)
+				}
+				sort.Strings(names)
+				entries := make([]serviceEntry, 0, len(names))
+				for _, n := range names {
+					insts, _, err := reg.Service(ctx, n, nil)
+					if err != nil {
+						return e.regErr("listing the instances of "+n, err)
+					}
+					entries = append(entries, serviceSummary(n, insts))
+				}
+				if output != formatTable {
+					return writeStructured(e.stdout, output, entries)
+				}
+				renderTable(e.stdout, []string{"Service", "Instances"}, serviceRows(entries))
+				return nil
+			}
+		},
+	}
+}
+
+// infoRows are the rows of info's table: each setting with its environment variable, tokens
+// masked.
+func infoRows(g *globals) [][]string {
+	return [][]string{
+		{"A8_REGISTRY_URL", g.registryURL},
+		{"A8_REGISTRY_TOKEN", maskToken(g.registryToken)},
+		{"A8_CONTROLLER_URL", g.controllerURL},
+		{"A8_CONTROLLER_TOKEN", maskToken(g.controllerToken)},
+		{"A8_NAMESPACE", g.namespace},
+		{"A8_DEBUG", fmt.Sprint(g.debug)},
+	}
+}
+
+// infoCommand is Amalgam8 1.x's info: the settings a8ctl runs with.
+func infoCommand() *command {
+	return &command{
+		name:    "info",
+		summary: "Print the settings a8ctl uses: the controller and registry URLs, tokens (masked), namespace.",
+		help:    "Each setting comes from its flag, else its environment variable, else its default.",
+		group:   groupOther,
+		setup: func(f *cmdFlags) runFunc {
+			return func(_ context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				renderTable(e.stdout, []string{"Env. Variable", "Value"}, infoRows(e.g))
+				return nil
+			}
+		},
+	}
+}
+
+// errNoRecipes is recipe-run's answer until a8 has resilience testing.
+var errNoRecipes = errors.New("resilience recipes arrive with a8's resilience testing feature (Gremlin recipes: topology, scenarios, checks); this a8ctl cannot run them yet, and nothing was changed")
+
+// recipeRunCommand is Amalgam8 1.x's recipe-run. It takes its flags but has no back end yet.
+func recipeRunCommand() *command {
+	return &command{
+		name:    "recipe-run",
+		usage:   "-t topology.json -s scenarios.json [-c checks.json] [-r load-script] [-H header] [-p pattern] [-w wait] [-f] [-o table|json]",
+		summary: "Run a Gremlin resilience recipe (not available yet: arrives with resilience testing).",
+		group:   groupOther,
+		setup: func(f *cmdFlags) runFunc {
+			var topology, scenarios, checks, script, header, pattern, output string
+			var wait time.Duration
+			var force bool
+			f.String(&topology, "topology,t", "", "file", "the application's topology")
+			f.String(&scenarios, "scenarios,s", "", "file", "the failure scenarios")
+			f.String(&checks, "checks,c", "", "file", "the assertions to check")
+			f.String(&script, "run-load-script,r", "", "script", "a script that sends the test load")
+			f.String(&header, "header,H", "X-Request-ID", "header", "the request-tracking header of the test requests")
+			f.String(&pattern, "pattern,p", "*", "pattern", "the pattern of the tracking header of the test requests")
+			f.Duration(&wait, "wait,w", 5*time.Second, "duration", "how long to wait for the logs before checking")
+			f.Bool(&force, "force,f", "do not wait for Enter before checking")
+			f.Output(&output, formatTable, formatJSON)
+			return func(_ context.Context, e *env, args []string) error {
+				return errNoRecipes
+			}
+		},
+	}
+}

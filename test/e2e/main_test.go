@@ -18,8 +18,9 @@ import (
 	"time"
 )
 
-// a8Bin is the a8 binary, and helloBin the helloworld example app, built once for the package.
-var a8Bin, helloBin string
+// a8Bin is the a8 binary, ctlBin a8ctl, and helloBin the helloworld example app, built once for the
+// package.
+var a8Bin, ctlBin, helloBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "a8-e2e-")
@@ -27,8 +28,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	a8Bin, helloBin = filepath.Join(dir, "a8"), filepath.Join(dir, "helloworld")
-	for bin, pkg := range map[string]string{a8Bin: "github.com/a8fabric/a8/cmd/a8", helloBin: "github.com/a8fabric/a8/examples/helloworld/cmd/helloworld"} {
+	a8Bin, ctlBin, helloBin = filepath.Join(dir, "a8"), filepath.Join(dir, "a8ctl"), filepath.Join(dir, "helloworld")
+	for bin, pkg := range map[string]string{a8Bin: "github.com/a8fabric/a8/cmd/a8", ctlBin: "github.com/a8fabric/a8/cmd/a8ctl",
+		helloBin: "github.com/a8fabric/a8/examples/helloworld/cmd/helloworld"} {
 		build := exec.Command("go", "build", "-race", "-o", bin, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

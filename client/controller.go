@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -112,24 +113,50 @@ func (c *Controller) SetActions(ctx context.Context, destination string, rules [
 }
 
 func (c *Controller) set(ctx context.Context, kind, destination string, rules []api.Rule) ([]string, error) {
+	seg, err := pathSegment("destination", destination)
+	if err != nil {
+		return nil, err
+	}
 	if rules == nil {
 		rules = []api.Rule{}
 	}
 	var out api.RuleIDs
-	_, err := c.b.do(ctx, http.MethodPut, "/v1/rules/"+kind+"/"+url.PathEscape(destination), nil, nil, api.RuleList{Rules: rules}, &out)
+	_, err = c.b.do(ctx, http.MethodPut, "/v1/rules/"+kind+"/"+seg, nil, nil, api.RuleList{Rules: rules}, &out)
 	return out.IDs, err
 }
 
 // DeleteRoutes deletes every route rule of destination.
 func (c *Controller) DeleteRoutes(ctx context.Context, destination string) error {
-	_, err := c.b.do(ctx, http.MethodDelete, "/v1/rules/routes/"+url.PathEscape(destination), nil, nil, nil, nil)
-	return err
+	return c.deleteDestination(ctx, "routes", destination)
 }
 
 // DeleteActions deletes every action rule of destination.
 func (c *Controller) DeleteActions(ctx context.Context, destination string) error {
-	_, err := c.b.do(ctx, http.MethodDelete, "/v1/rules/actions/"+url.PathEscape(destination), nil, nil, nil, nil)
+	return c.deleteDestination(ctx, "actions", destination)
+}
+
+func (c *Controller) deleteDestination(ctx context.Context, kind, destination string) error {
+	seg, err := pathSegment("destination", destination)
+	if err != nil {
+		return err
+	}
+	_, err = c.b.do(ctx, http.MethodDelete, "/v1/rules/"+kind+"/"+seg, nil, nil, nil, nil)
 	return err
+}
+
+// ErrPathSegment is a name that cannot be sent as one segment of a URL path: "", "." or "..".
+// Such a path names another resource once cleaned (DELETE /v1/rules/actions/.. is DELETE
+// /v1/rules, every rule), so the clients refuse it before sending anything.
+var ErrPathSegment = errors.New(`cannot be a URL path segment: an empty name, "." and ".." would name another resource`)
+
+// pathSegment escapes name (a destination, a service, an instance id) as one URL path segment, or
+// refuses it with ErrPathSegment.
+func pathSegment(what, name string) (string, error) {
+	switch name {
+	case "", ".", "..":
+		return "", fmt.Errorf("%s %q %w", what, name, ErrPathSegment)
+	}
+	return url.PathEscape(name), nil
 }
 
 // WatchRules calls fn with the rules f selects now and after every change of the tenant's rules,

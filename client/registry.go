@@ -59,7 +59,11 @@ func (c *Registry) Register(ctx context.Context, reg api.InstanceRegistration) (
 
 // Heartbeat renews an instance's lease. ErrInstanceGone means it must be registered again.
 func (c *Registry) Heartbeat(ctx context.Context, id string) error {
-	_, err := c.b.do(ctx, http.MethodPut, "/api/v1/instances/"+url.PathEscape(id)+"/heartbeat", nil, nil, nil, nil)
+	seg, err := pathSegment("instance id", id)
+	if err != nil {
+		return err
+	}
+	_, err = c.b.do(ctx, http.MethodPut, "/api/v1/instances/"+seg+"/heartbeat", nil, nil, nil, nil)
 	if isStatus(err, http.StatusGone) {
 		return fmt.Errorf("%w: %w", ErrInstanceGone, err)
 	}
@@ -68,7 +72,11 @@ func (c *Registry) Heartbeat(ctx context.Context, id string) error {
 
 // Deregister removes an instance. ErrInstanceGone means it was not registered (any more).
 func (c *Registry) Deregister(ctx context.Context, id string) error {
-	_, err := c.b.do(ctx, http.MethodDelete, "/api/v1/instances/"+url.PathEscape(id), nil, nil, nil, nil)
+	seg, err := pathSegment("instance id", id)
+	if err != nil {
+		return err
+	}
+	_, err = c.b.do(ctx, http.MethodDelete, "/api/v1/instances/"+seg, nil, nil, nil, nil)
 	if isStatus(err, http.StatusGone) {
 		return fmt.Errorf("%w: %w", ErrInstanceGone, err)
 	}
@@ -118,8 +126,12 @@ func (c *Registry) Services(ctx context.Context, opts *QueryOptions) ([]string, 
 // Service lists the instances of one service, of any status. A service without instances is an
 // empty list, not an error, so that it can be watched until it appears.
 func (c *Registry) Service(ctx context.Context, name string, opts *QueryOptions) ([]api.Instance, QueryMeta, error) {
+	seg, err := pathSegment("service", name)
+	if err != nil {
+		return nil, QueryMeta{}, err
+	}
 	var out api.ServiceInstances
-	meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(name), nil, opts, nil, &out)
+	meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/services/"+seg, nil, opts, nil, &out)
 	var se *StatusError
 	if errors.As(err, &se) && se.Code == http.StatusNotFound && se.Message != "Resource not found" {
 		return []api.Instance{}, meta, nil // the service has no instances (not: the URL is wrong)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,14 +10,22 @@ import (
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/client"
+	"github.com/a8fabric/a8/internal/rules"
 )
+
+// traceLogKey is the log_key of action-add's trace actions, Gremlin's: the records of the traced
+// requests get gremlin_recipe_id=<value>.
+const traceLogKey = "gremlin_recipe_id"
 
 // parseActionSpec reads an action-add --action as the Python a8ctl did:
 // "{version}({probability}->{action}={value})", such as v1(0.5->delay=5) (delay half the requests
-// to v1 by 5 s) or version=v2(1->abort=400). The version is the tags the action is limited to.
+// to v1 by 5 s) or version=v2(1->abort=400); and a trace, "{version}(trace)" or
+// "{version}(trace=value)", which tags the records of the requests with gremlin_recipe_id=value
+// (without a value, LogValue is left empty for action-add to fill with the rule's id). The version
+// is the tags the action is limited to.
 func parseActionSpec(s string) (api.Action, error) {
 	invalid := func(why string) (api.Action, error) {
-		return api.Action{}, fmt.Errorf("Invalid --action value: %s (%s; want version(probability->delay=seconds) or version(probability->abort=code), e.g. v1(0.5->delay=5))", s, why)
+		return api.Action{}, fmt.Errorf("Invalid --action value: %s (%s; want version(probability->delay=seconds), version(probability->abort=code) or version(trace), e.g. v1(0.5->delay=5))", s, why)
 	}
 	open := strings.Index(s, "(")
 	if open < 0 || !strings.HasSuffix(s, ")") {
@@ -26,28 +35,40 @@ func parseActionSpec(s string) (api.Action, error) {
 	if version == "" {
 		return invalid("no version before the parenthesis")
 	}
-	prob, rest, ok := strings.Cut(s[open+1:len(s)-1], "->")
+	tags := versionTags(version)
+	if len(tags) == 0 {
+		return invalid(fmt.Sprintf("version %q has no tags", version))
+	}
+	inner := s[open+1 : len(s)-1]
+	if kind, value, _ := strings.Cut(inner, "="); strings.TrimSpace(kind) == api.ActionTrace {
+		return api.Action{Action: api.ActionTrace, Tags: tags, LogKey: traceLogKey, LogValue: strings.TrimSpace(value)}, nil
+	}
+	prob, rest, ok := strings.Cut(inner, "->")
 	if !ok {
 		return invalid("no ->")
 	}
 	kind, value, ok := strings.Cut(rest, "=")
+	kind = strings.TrimSpace(kind)
+	if kind == api.ActionTrace {
+		return invalid("a trace has no probability: write version(trace) or version(trace=value)")
+	}
 	if !ok {
 		return invalid("no =value after the action")
 	}
-	kind, value = strings.TrimSpace(kind), strings.TrimSpace(value)
+	value = strings.TrimSpace(value)
 	p, err := strconv.ParseFloat(strings.TrimSpace(prob), 64)
 	if err != nil {
 		return invalid(fmt.Sprintf("probability %q is not a number", strings.TrimSpace(prob)))
 	}
-	if p <= 0 || p > 1 {
+	if !(p > 0 && p <= 1) { // NaN too
 		return invalid(fmt.Sprintf("probability %s must be in (0, 1]", formatFloat(p)))
 	}
-	a := api.Action{Probability: &p, Tags: versionTags(version)}
+	a := api.Action{Probability: &p, Tags: tags}
 	switch kind {
 	case api.ActionDelay:
 		d, err := strconv.ParseFloat(value, 64)
-		if err != nil || d <= 0 {
-			return invalid(fmt.Sprintf("delay %q is not a positive number of seconds", value))
+		if err != nil || !(d > 0 && d <= rules.MaxSeconds) { // NaN and Inf too
+			return invalid(fmt.Sprintf("delay %q is not a positive number of seconds, at most %d", value, rules.MaxSeconds))
 		}
 		a.Action, a.Duration = api.ActionDelay, d
 	case api.ActionAbort:
@@ -57,9 +78,37 @@ func parseActionSpec(s string) (api.Action, error) {
 		}
 		a.Action, a.ReturnCode = api.ActionAbort, &code
 	default:
-		return api.Action{}, fmt.Errorf("Invalid --action type: %s (%q: want delay or abort)", s, kind)
+		return api.Action{}, fmt.Errorf("Invalid --action type: %s (%q: want delay, abort or trace)", s, kind)
 	}
 	return a, nil
+}
+
+// traceRuleIDs gives r an id of its own, if a trace action of r has no value, and makes that id the
+// value: the records of the traced requests then name the rule.
+func traceRuleIDs(r api.Rule, newID func() string) api.Rule {
+	copied := false
+	for i, a := range r.Actions {
+		if a.Action != api.ActionTrace || a.LogValue != "" {
+			continue
+		}
+		if r.ID == "" {
+			r.ID = newID()
+		}
+		if !copied {
+			r.Actions, copied = append([]api.Action(nil), r.Actions...), true
+		}
+		r.Actions[i].LogValue = r.ID
+	}
+	return r
+}
+
+// newRuleID returns a random (version 4) UUID, the form of the ids the controller generates.
+func newRuleID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // matchHeaders builds the header conditions of action-add: --header Name:pattern and
@@ -74,6 +123,9 @@ func matchHeaders(headers, cookies []string) (map[string]string, error) {
 		if !ok || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("--header %q: want Name:pattern", h)
 		}
+		if strings.TrimSpace(v) == "" {
+			return nil, fmt.Errorf("--header %q: the pattern after the colon is empty (want Name:pattern, a regular expression)", h)
+		}
 		k = strings.TrimSpace(k)
 		if _, dup := m[k]; dup {
 			return nil, fmt.Errorf("--header %s given twice: a rule has one pattern per header", k)
@@ -87,7 +139,7 @@ func matchHeaders(headers, cookies []string) (map[string]string, error) {
 		if _, dup := m["Cookie"]; dup {
 			return nil, fmt.Errorf("--cookie and --header Cookie:... both set the Cookie pattern: give one")
 		}
-		if !strings.Contains(cookies[0], "=") {
+		if k, _, ok := strings.Cut(cookies[0], "="); !ok || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("--cookie %q: want key=value", cookies[0])
 		}
 		m["Cookie"] = ".*?" + cookies[0]
@@ -212,6 +264,7 @@ version(trace), the version being the tags of the backends the action is limited
 			f.List(&services, "service,s", "service", "list only the action rules of this destination (as -d)")
 			ff.register(f, "list")
 			f.Output(&output, formatTable, formatJSON, formatYAML)
+			f.JSONOutput(&output)
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -237,20 +290,24 @@ version(trace), the version being the tags of the backends the action is limited
 	}
 }
 
-// actionAddCommand is the Python a8ctl's action-add: the destination's action rules read, the new
-// one appended, all PUT back to /v1/rules/actions/{destination}.
+// actionAddCommand is the Python a8ctl's action-add. The Python a8ctl read the destination's action
+// rules and PUT them back with the new one, losing the rules another client added meanwhile; this
+// one POSTs the new rule alone to /v1/rules (it reads the others only for the default priority).
 func actionAddCommand() *command {
 	return &command{
 		name:    "action-add",
-		usage:   "--destination <service> [--source name[:tags]] [--header Name:pattern]... [--cookie key=value] --action 'version(probability->delay=s|abort=code)'... [--priority n]",
-		summary: "Add an action (fault injection) rule to a destination, keeping its others.",
+		usage:   "--destination <service> [--source name[:tags]] [--header Name:pattern]... [--cookie key=value] --action 'version(probability->delay=s|abort=code)|version(trace)'... [--priority n]",
+		summary: "Add an action (fault injection, trace) rule to a destination, keeping its others.",
 		help: `Examples:
   a8ctl action-add --source reviews:version=v2 --destination ratings --cookie user=jason \
       --action 'version=v1(1->delay=7)'
   a8ctl action-add --destination ratings --header 'X-Test:^yes$' --action 'v1(0.5->abort=503)'
+  a8ctl action-add --destination ratings --source reviews --action 'v1(trace)'
 The rule matches requests from --source and with every --header and --cookie given (at least one
-of them is needed); its actions apply in order. The default priority is 10 above the highest of
-the destination's action rules (at least 10): the newest rule wins.`,
+of them is needed); its actions apply in order. A trace, version(trace) or version(trace=value),
+tags the records of the requests with gremlin_recipe_id=value, the rule's id without a value. The
+default priority is 10 above the highest of the destination's action rules (at least 10): the
+newest rule wins.`,
 		group: groupRouting,
 		setup: func(f *cmdFlags) runFunc {
 			var destination, source string
@@ -261,7 +318,7 @@ the destination's action rules (at least 10): the newest rule wins.`,
 			f.String(&source, "source", "", "name[:tags]", "act only on requests from this service (with these tags)")
 			f.List(&headers, "header", "Name:pattern", "act only on requests whose header matches the regular expression")
 			f.List(&cookies, "cookie", "key=value", "act only on requests with this cookie")
-			f.List(&actions, "action", "'version(p->delay=s)'", "the action: version(probability->delay=seconds) or version(probability->abort=code)")
+			f.List(&actions, "action", "'version(p->delay=s)'", "the action: version(probability->delay=seconds), version(probability->abort=code) or version(trace[=value])")
 			f.Int(&priority, &prioritySet, "priority", 0, "n", "the rule's priority (default: 10 above the destination's highest)")
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
@@ -275,13 +332,13 @@ the destination's action rules (at least 10): the newest rule wins.`,
 				}
 				hdrs, err := matchHeaders(headers, cookies)
 				if err != nil {
-					return &usageError{msg: err.Error()}
+					return asUsage(err)
 				}
 				var acts []api.Action
 				for _, s := range actions {
 					a, err := parseActionSpec(s)
 					if err != nil {
-						return &usageError{msg: err.Error()}
+						return asUsage(err)
 					}
 					acts = append(acts, a)
 				}
@@ -289,17 +346,18 @@ the destination's action rules (at least 10): the newest rule wins.`,
 				if err != nil {
 					return err
 				}
-				byDest, err := ctl.Actions(ctx, client.RuleFilter{Destinations: []string{destination}})
-				if err != nil {
-					return e.ctlErr("reading the action rules of "+destination, err)
-				}
-				existing := byDest[destination]
 				if !prioritySet {
-					priority = nextActionPriority(existing)
+					byDest, err := ctl.Actions(ctx, client.RuleFilter{Destinations: []string{destination}})
+					if err != nil {
+						return e.ctlErr("reading the action rules of "+destination, err)
+					}
+					priority = nextActionPriority(byDest[destination])
 				}
-				all := append(append([]api.Rule(nil), existing...), buildActionRule(destination, source, hdrs, priority, acts))
-				if _, err := ctl.SetActions(ctx, destination, all); err != nil {
-					return e.ctlErr("setting the action rules of "+destination, err)
+				// The new rule alone: the destination's other rules are not written back, so that
+				// the rules others add meanwhile are kept.
+				rule := traceRuleIDs(buildActionRule(destination, source, hdrs, priority, acts), newRuleID)
+				if _, err := ctl.CreateRules(ctx, []api.Rule{rule}); err != nil {
+					return e.ctlErr("adding an action rule to "+destination, err)
 				}
 				fmt.Fprintf(e.stdout, "Set action rule for destination %s\n", destination)
 				return nil

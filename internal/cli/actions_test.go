@@ -27,7 +27,24 @@ func TestParseActionSpec(t *testing.T) {
 		{in: "v1(0->abort=500)", wantErr: "must be in (0, 1]"},
 		{in: "v1(1->delay=-3)", wantErr: "not a positive number of seconds"},
 		{in: "v1(1->abort=5xx)", wantErr: `abort code "5xx" is not a whole number`},
-		{in: "v1(1->trace=x)", wantErr: "Invalid --action type: v1(1->trace=x)"},
+		{in: "v1(1->explode=x)", wantErr: "Invalid --action type: v1(1->explode=x)"},
+		// Traces: the rule's id is the value unless one is given (action-add fills it in).
+		{in: "v1(trace)", want: `{"action":"trace","tags":["v1"],"log_key":"gremlin_recipe_id"}`},
+		{in: "version=v2,zone=a( trace = run-7 )", want: `{"action":"trace","tags":["version=v2","zone=a"],"log_key":"gremlin_recipe_id","log_value":"run-7"}`},
+		{in: "v1(1->trace=x)", wantErr: "a trace has no probability: write version(trace) or version(trace=value)"},
+		{in: "v1(0.5->trace)", wantErr: "a trace has no probability"},
+		// Numbers that are not in range: NaN and the infinities too.
+		{in: "v1(NaN->delay=5)", wantErr: "probability NaN must be in (0, 1]"},
+		{in: "v1(nan->abort=500)", wantErr: "probability NaN must be in (0, 1]"},
+		{in: "v1(Inf->delay=5)", wantErr: "probability +Inf must be in (0, 1]"},
+		{in: "v1(-Inf->delay=5)", wantErr: "probability -Inf must be in (0, 1]"},
+		{in: "v1(1->delay=NaN)", wantErr: `delay "NaN" is not a positive number of seconds, at most 86400`},
+		{in: "v1(1->delay=Inf)", wantErr: `delay "Inf" is not a positive number of seconds`},
+		{in: "v1(1->delay=+Infinity)", wantErr: `delay "+Infinity" is not a positive number of seconds`},
+		{in: "v1(1->delay=86401)", wantErr: `delay "86401" is not a positive number of seconds, at most 86400`},
+		// A version without tags.
+		{in: ",(1->delay=1)", wantErr: `version "," has no tags`},
+		{in: " , ,(trace)", wantErr: `version ", ," has no tags`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -65,6 +82,9 @@ func TestMatchHeaders(t *testing.T) {
 		{name: "two cookies", cookies: []string{"a=1", "b=2"}, wantErr: "--cookie given 2 times"},
 		{name: "cookie and Cookie header", headers: []string{"Cookie:x"}, cookies: []string{"a=1"}, wantErr: "both set the Cookie pattern"},
 		{name: "cookie without =", cookies: []string{"jason"}, wantErr: "want key=value"},
+		{name: "cookie without key", cookies: []string{"=jason"}, wantErr: "want key=value"},
+		{name: "empty pattern", headers: []string{"X:"}, wantErr: `--header "X:": the pattern after the colon is empty`},
+		{name: "blank pattern", headers: []string{"X:  "}, wantErr: "the pattern after the colon is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,7 +18,9 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/a8fabric/a8/client"
 	"github.com/a8fabric/a8/internal/flagenv"
 	"github.com/a8fabric/a8/internal/version"
 )
@@ -40,6 +42,10 @@ const envPrefix = "A8_"
 // defaultURL is where `a8 up` serves both the registry and the controller.
 const defaultURL = "http://localhost:8080"
 
+// defaultTimeout bounds each request: the Go client's own bound, which a longer --timeout cannot
+// lift.
+const defaultTimeout = client.DefaultTimeout
+
 // globals are the flags every command takes, before or after its name, and from the environment.
 type globals struct {
 	controllerURL   string
@@ -48,6 +54,9 @@ type globals struct {
 	registryToken   string
 	namespace       string
 	debug           bool
+	timeout         time.Duration
+	// ignored are the ignored flags of the older a8ctls that were set, by name.
+	ignored map[string]bool
 }
 
 // globalFlagSet registers the global flags on a new flag set bound to g.
@@ -60,7 +69,77 @@ func globalFlagSet(g *globals) *flag.FlagSet {
 	fs.StringVar(&g.registryToken, "registry_token", "", "bearer `token` for the registry")
 	fs.StringVar(&g.namespace, "namespace", "", "the `tenant` to act for with the admin token (the A8-Namespace header)")
 	fs.BoolVar(&g.debug, "debug", false, "show the HTTP requests and answers on stderr as they happen")
+	fs.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long to wait for each answer, such as 10s (at most 30s)")
+	// Amalgam8 1.x's Gremlin flags (and A8_GREMLIN_URL, A8_GREMLIN_TOKEN): a8 serves resilience
+	// recipes from the controller, so they are taken and ignored, with a note.
+	for _, name := range gremlinFlags {
+		fs.Var(&ignoredValue{g: g, name: name}, name, "ignored (Amalgam8 1.x's Gremlin service)")
+	}
 	return fs
+}
+
+// gremlinFlags are Amalgam8 1.x's global flags for its Gremlin service.
+var gremlinFlags = []string{"gremlin_url", "gremlin_token"}
+
+// pythonAliases are the Python a8ctl's names of the global flags, without environment variables
+// of their own (the Python a8ctl's variables are A8_CONTROLLER_URL and so on, as here).
+var pythonAliases = map[string]string{
+	"a8-controller-url":   "controller_url",
+	"a8-controller-token": "controller_token",
+	"a8-registry-url":     "registry_url",
+	"a8-registry-token":   "registry_token",
+}
+
+// pythonIgnored is the Python a8ctl's global flag a8 has no use for: a8 has no log server.
+const pythonIgnored = "a8-log-server"
+
+// addLegacyFlags adds to gfs, after the environment was read, the Python a8ctl's flag names: the
+// aliases (sharing the values of the flags they stand for) and the ignored --a8-log-server.
+func addLegacyFlags(gfs *flag.FlagSet, g *globals) {
+	for alias, name := range pythonAliases {
+		gfs.Var(gfs.Lookup(name).Value, alias, "the Python a8ctl's --"+name)
+	}
+	gfs.Var(&ignoredValue{g: g, name: pythonIgnored}, pythonIgnored, "ignored (the Python a8ctl's log server)")
+}
+
+// hiddenGlobal reports whether the help leaves out a global flag: the older a8ctls' names, which
+// it mentions in one line.
+func hiddenGlobal(name string) bool {
+	_, alias := pythonAliases[name]
+	return alias || name == pythonIgnored || name == "gremlin_url" || name == "gremlin_token"
+}
+
+// ignoredValue is a flag that is accepted and ignored; being set is remembered for the note.
+type ignoredValue struct {
+	g    *globals
+	name string
+}
+
+func (v *ignoredValue) Set(string) error {
+	if v.g.ignored == nil {
+		v.g.ignored = map[string]bool{}
+	}
+	v.g.ignored[v.name] = true
+	return nil
+}
+
+func (v *ignoredValue) String() string { return "" }
+
+// noteIgnored writes one line naming the ignored flags that were set.
+func noteIgnored(w io.Writer, g *globals) {
+	if len(g.ignored) == 0 {
+		return
+	}
+	var names []string
+	for n := range g.ignored {
+		if n == pythonIgnored {
+			names = append(names, "--"+n)
+		} else {
+			names = append(names, fmt.Sprintf("--%s (%s)", n, flagenv.EnvName(envPrefix, n)))
+		}
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "a8ctl: note: %s ignored: a8 serves resilience recipes from its controller, without a Gremlin service or log server\n", strings.Join(names, ", "))
 }
 
 // shareGlobals makes the flags of src (the global flags) also flags of dst, with the same values.
@@ -128,6 +207,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "a8ctl: %v\n", err)
 		return ExitUsage
 	}
+	addLegacyFlags(gfs, g)
 	cmds := commands()
 
 	top := flag.NewFlagSet("a8ctl", flag.ContinueOnError)
@@ -174,7 +254,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return ExitUsage
 	}
 
-	e := &env{g: g, stdin: stdin, stdout: stdout, stderr: stderr, hc: newHTTPClient(g.debug, stderr)}
+	if g.timeout <= 0 {
+		fmt.Fprintf(stderr, "a8ctl %s: --timeout must be more than 0, got %v\nRun 'a8ctl %s --help' for its flags.\n", name, g.timeout, name)
+		return ExitUsage
+	}
+	noteIgnored(stderr, g)
+	e := &env{g: g, stdin: stdin, stdout: stdout, stderr: stderr, hc: newHTTPClient(g.debug, stderr, g.timeout)}
 	if err := run(ctx, e, pos); err != nil {
 		return report(stderr, name, err)
 	}
@@ -313,6 +398,9 @@ func writeGlobalFlags(w io.Writer, gfs *flag.FlagSet) {
 	fmt.Fprint(w, "Global flags (before or after the command; each also read from the environment variable shown):\n")
 	defaults := globalFlagSet(&globals{})
 	gfs.VisitAll(func(fl *flag.Flag) {
+		if hiddenGlobal(fl.Name) {
+			return
+		}
 		arg, usage := flag.UnquoteUsage(fl)
 		if arg != "" {
 			arg = " " + arg
@@ -323,6 +411,9 @@ func writeGlobalFlags(w io.Writer, gfs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w)
 	})
+	fmt.Fprint(w, "\nThe Python a8ctl's --a8-controller-url, --a8-controller-token, --a8-registry-url and\n"+
+		"--a8-registry-token are also taken; its --a8-log-server and Amalgam8 1.x's --gremlin_url and\n"+
+		"--gremlin_token (A8_GREMLIN_URL, A8_GREMLIN_TOKEN) are taken and ignored.\n")
 }
 
 // versionCommand is `a8ctl version`.

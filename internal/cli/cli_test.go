@@ -27,7 +27,8 @@ import (
 // TestMain clears the environment variables of a8ctl's global flags, so that the tests do not
 // depend on the shell they run in (tests that need them set them with t.Setenv).
 func TestMain(m *testing.M) {
-	for _, v := range []string{"A8_CONTROLLER_URL", "A8_CONTROLLER_TOKEN", "A8_REGISTRY_URL", "A8_REGISTRY_TOKEN", "A8_NAMESPACE", "A8_DEBUG"} {
+	for _, v := range []string{"A8_CONTROLLER_URL", "A8_CONTROLLER_TOKEN", "A8_REGISTRY_URL", "A8_REGISTRY_TOKEN", "A8_NAMESPACE", "A8_DEBUG",
+		"A8_TIMEOUT", "A8_GREMLIN_URL", "A8_GREMLIN_TOKEN"} {
 		os.Unsetenv(v)
 	}
 	os.Exit(m.Run())
@@ -45,6 +46,12 @@ type fabric struct {
 
 func newFabric(t *testing.T, a auth.Authenticator) *fabric {
 	t.Helper()
+	return newWrappedFabric(t, a, nil)
+}
+
+// newWrappedFabric is newFabric with wrap, if not nil, around the servers' handler.
+func newWrappedFabric(t *testing.T, a auth.Authenticator, wrap func(http.Handler) http.Handler) *fabric {
+	t.Helper()
 	rs, err := memory.NewRules("")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +67,11 @@ func newFabric(t *testing.T, a auth.Authenticator) *fabric {
 	mux := http.NewServeMux()
 	ctl.Mount(mux)
 	reg.Mount(mux)
-	srv := httptest.NewServer(mux)
+	h := ctl.Wrap(mux) // with the outer middleware, as a8 up has it
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	cc, err := client.NewController(client.ControllerConfig{URL: srv.URL})
 	if err != nil {
@@ -608,7 +619,7 @@ func TestActionAddListClear(t *testing.T) {
 	// action-add's first rule of a destination gets priority 10; a rule the controller refuses.
 	f.ok("", "action-add", "--destination", "details", "--source", "productpage", "--action", "v1(1->delay=1)")
 	sameRules(t, f.rules(client.RuleFilter{Destinations: []string{"details"}})[:1], `[{"priority":10,"destination":"details","match":{"source":{"name":"productpage"}},"actions":[{"action":"delay","duration":1,"probability":1,"tags":["v1"]}]}]`)
-	f.fails(ExitFailure, []string{"setting the action rules of details: the controller answered 400 (error_invalid_rule)", "rules[1].match.headers.X"}, "",
+	f.fails(ExitFailure, []string{"adding an action rule to details: the controller answered 400 (error_invalid_rule)", "rules[0].match.headers.X"}, "",
 		"action-add", "--destination", "details", "--header", "X:(unclosed", "--action", "v1(1->abort=500)")
 	if n := len(f.rules(client.RuleFilter{Destinations: []string{"details"}})); n != 2 {
 		t.Errorf("details has %d rules after a refused action-add, want 2", n)

@@ -100,6 +100,27 @@ func (c *cmdFlags) Output(p *string, formats ...string) {
 		"output format: "+strings.Join(formats, ", "), formats[0], false)
 }
 
+// JSONOutput registers --json, the Python a8ctl's flag for -o json.
+func (c *cmdFlags) JSONOutput(p *string) {
+	c.add("json", (*jsonFlag)(p), "", "the same as -o json (the Python a8ctl's flag)", "", false)
+}
+
+// jsonFlag is --json: set, it chooses the JSON output.
+type jsonFlag string
+
+func (v *jsonFlag) Set(s string) error {
+	var on boolValue
+	if err := on.Set(s); err != nil {
+		return err
+	}
+	if on {
+		*v = formatJSON
+	}
+	return nil
+}
+func (v *jsonFlag) String() string   { return "false" }
+func (v *jsonFlag) IsBoolFlag() bool { return true }
+
 type stringValue string
 
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
@@ -185,14 +206,21 @@ func (v *choiceValue) String() string {
 	return *v.p
 }
 
-// usageError is a command line that cannot run; Main exits with ExitUsage.
-type usageError struct{ msg string }
+// usageError is a command line that cannot run; Main exits with ExitUsage. It keeps the error it
+// was made from, so that errors.Is and errors.As see through it.
+type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
 
-// usagef returns a usageError.
+// usagef returns a usageError; as with fmt.Errorf, %w keeps the error it formats.
 func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// asUsage makes err (not nil) a usageError.
+func asUsage(err error) error {
+	return &usageError{err: err}
 }
 
 // noArgs refuses positional arguments.

@@ -20,15 +20,21 @@ import (
 type server struct {
 	kind    string // "controller" or "registry"
 	url     string
-	urlFlag string // the flag that sets its URL
+	urlFlag string        // the flag that sets its URL
+	timeout time.Duration // how long a8ctl waits for an answer
 }
 
 func (e *env) controllerServer() server {
-	return server{kind: "controller", url: e.g.controllerURL, urlFlag: "controller_url"}
+	return server{kind: "controller", url: e.g.controllerURL, urlFlag: "controller_url", timeout: e.g.requestTimeout()}
 }
 
 func (e *env) registryServer() server {
-	return server{kind: "registry", url: e.g.registryURL, urlFlag: "registry_url"}
+	return server{kind: "registry", url: e.g.registryURL, urlFlag: "registry_url", timeout: e.g.requestTimeout()}
+}
+
+// requestTimeout is how long a request may take: --timeout, within the Go client's own bound.
+func (g *globals) requestTimeout() time.Duration {
+	return min(g.timeout, client.DefaultTimeout)
 }
 
 // controller returns a client of the controller.
@@ -37,7 +43,7 @@ func (e *env) controller() (*client.Controller, error) {
 		URL: e.g.controllerURL, Token: e.g.controllerToken, Namespace: e.g.namespace, HTTPClient: e.hc,
 	})
 	if err != nil {
-		return nil, usagef("%v (set --controller_url or A8_CONTROLLER_URL)", err)
+		return nil, usagef("%w (set --controller_url or A8_CONTROLLER_URL)", err)
 	}
 	return c, nil
 }
@@ -46,7 +52,7 @@ func (e *env) controller() (*client.Controller, error) {
 func (e *env) registry() (*client.Registry, error) {
 	c, err := client.NewRegistry(client.RegistryConfig{URL: e.g.registryURL, Token: e.g.registryToken, HTTPClient: e.hc})
 	if err != nil {
-		return nil, usagef("%v (set --registry_url or A8_REGISTRY_URL)", err)
+		return nil, usagef("%w (set --registry_url or A8_REGISTRY_URL)", err)
 	}
 	return c, nil
 }
@@ -84,14 +90,18 @@ func describeRemote(e *remoteError) string {
 	env := "A8_" + strings.ToUpper(e.srv.urlFlag)
 	var se *client.StatusError
 	var ue *url.Error
+	var re *redirectError
 	switch {
 	case errors.Is(e.err, context.Canceled):
 		return fmt.Sprintf("%s: interrupted", e.doing)
 	case errors.As(e.err, &se):
 		return describeStatus(e, se)
-	case errors.Is(e.err, context.DeadlineExceeded):
-		return fmt.Sprintf("%s: the %s at %s did not answer in time (set --%s or %s to use another)",
-			e.doing, e.srv.kind, e.srv.url, e.srv.urlFlag, env)
+	case errors.As(e.err, &re):
+		return fmt.Sprintf("%s: the %s at %s answered %s with a redirect (%d) to %s, which a8ctl does not follow: a %s sent to another URL could act on other rules or instances (if the %s has moved, set --%s or %s to its URL)",
+			e.doing, e.srv.kind, e.srv.url, re.method+" "+re.from, re.code, re.to, re.method, e.srv.kind, e.srv.urlFlag, env)
+	case errors.Is(e.err, context.DeadlineExceeded), errors.As(e.err, &ue) && ue.Timeout():
+		return fmt.Sprintf("%s: the %s at %s did not answer in time (within %v: --timeout or A8_TIMEOUT; set --%s or %s to use another)",
+			e.doing, e.srv.kind, e.srv.url, e.srv.timeout, e.srv.urlFlag, env)
 	case errors.As(e.err, &ue):
 		return fmt.Sprintf("%s: cannot reach the %s at %s: %v (is a8 up running? set --%s or %s)",
 			e.doing, e.srv.kind, e.srv.url, ue.Err, e.srv.urlFlag, env)
@@ -157,13 +167,46 @@ func report(stderr io.Writer, name string, err error) int {
 	return ExitFailure
 }
 
-// newHTTPClient returns the client of both servers; with debug it logs every exchange to w.
-func newHTTPClient(debug bool, w io.Writer) *http.Client {
+// newHTTPClient returns the client of both servers: each request, its answer read, may take
+// timeout; redirects are followed for GET and HEAD only; with debug it logs every exchange to w.
+func newHTTPClient(debug bool, w io.Writer, timeout time.Duration) *http.Client {
 	var rt http.RoundTripper = http.DefaultTransport
 	if debug {
 		rt = &debugTransport{next: rt, w: w}
 	}
-	return &http.Client{Transport: rt}
+	return &http.Client{Transport: rt, Timeout: timeout, CheckRedirect: checkRedirect}
+}
+
+// maxRedirects is how many redirects a GET or HEAD follows (http.Client's default).
+const maxRedirects = 10
+
+// checkRedirect follows the redirects of reads only. Go's client follows a 307 or 308 with the
+// same method and body, and a 301, 302 or 303 of a DELETE as a GET: either way a request that
+// changes something would reach a URL a8ctl did not choose. A server that redirects DELETE
+// /v1/rules/actions/.. to /v1/rules would have a8ctl delete every rule.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	if first.Method != http.MethodGet && first.Method != http.MethodHead {
+		re := &redirectError{method: first.Method, from: first.URL.String(), to: req.URL.String()}
+		if req.Response != nil {
+			re.code = req.Response.StatusCode
+		}
+		return re
+	}
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	return nil
+}
+
+// redirectError is a redirect of a request other than a read, not followed.
+type redirectError struct {
+	method, from, to string
+	code             int
+}
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("%s %s was redirected (%d) to %s: not followed, a %s could act on another resource", e.method, e.from, e.code, e.to, e.method)
 }
 
 // debugTransport writes each request and answer, curl-like, to w (--debug). Tokens are masked.

@@ -22,6 +22,16 @@ func versionOf(tags []string) string {
 	return strings.Join(tags, ",")
 }
 
+// parseVersion reads the version given by what (a flag) as its tags, refusing a version without
+// any (",").
+func parseVersion(what, version string) ([]string, error) {
+	tags := versionTags(version)
+	if len(tags) == 0 {
+		return nil, usagef("%s %q has no tags: a version is one or more tags, comma-separated, such as v1 or version=v2,zone=a", what, version)
+	}
+	return tags, nil
+}
+
 // versionTags is the tags of a version label: "version=v2,zone=a" is two tags.
 func versionTags(version string) []string {
 	var tags []string
@@ -87,6 +97,9 @@ func parseSelector(s string) (selector, error) {
 	if sel.version == "" {
 		return invalid("no version before the parenthesis")
 	}
+	if len(versionTags(sel.version)) == 0 {
+		return invalid(fmt.Sprintf("version %q has no tags", sel.version))
+	}
 	rule := strings.TrimSpace(s[open+1 : len(s)-1])
 	key, value, _ := strings.Cut(rule, "=")
 	sel.kind = strings.TrimSpace(key)
@@ -97,7 +110,7 @@ func parseSelector(s string) (selector, error) {
 		if err != nil {
 			return invalid(fmt.Sprintf("weight %q is not a number", value))
 		}
-		if w <= 0 || w > 1 {
+		if !(w > 0 && w <= 1) { // NaN too
 			return invalid(fmt.Sprintf("weight %s must be in (0, 1]", value))
 		}
 		sel.weight = w
@@ -111,6 +124,9 @@ func parseSelector(s string) (selector, error) {
 		h, p, ok := strings.Cut(strings.Trim(value, ` "`), ":")
 		if !ok || strings.TrimSpace(h) == "" {
 			return invalid("want header=\"Name:pattern\"")
+		}
+		if strings.TrimSpace(p) == "" {
+			return invalid("the header pattern is empty")
 		}
 		sel.header, sel.pattern = strings.TrimSpace(h), p
 	default:
@@ -324,6 +340,7 @@ version(user="jason") or version(header="Name:pattern"), highest priority first.
 			var output string
 			f.List(&services, "service,s", "service", "list only this service")
 			f.Output(&output, formatTable, formatJSON, formatYAML)
+			f.JSONOutput(&output)
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -384,11 +401,14 @@ the Python a8ctl did: the default rule at priority 1, each user or header select
 				if def == "" {
 					return usagef("You must specify --default (the version that gets the traffic no selector takes)")
 				}
+				if _, err := parseVersion("--default", def); err != nil {
+					return err
+				}
 				sels := make([]selector, 0, len(selectors))
 				for _, s := range selectors {
 					sel, err := parseSelector(s)
 					if err != nil {
-						return &usageError{msg: err.Error()}
+						return asUsage(err)
 					}
 					sels = append(sels, sel)
 				}
@@ -441,8 +461,13 @@ func oneArg(args []string, what string) (string, error) {
 	case len(args) > 1:
 		return "", usagef("takes one %s, got %q", what, args)
 	}
-	if args[0] == "" {
+	switch args[0] {
+	case "":
 		return "", usagef("the %s is empty", what)
+	case ".", "..":
+		// Sent as a URL path segment, it would name another resource: /v1/rules/routes/.. is
+		// /v1/rules. No service has this name.
+		return "", usagef("%q is not a %s name", args[0], what)
 	}
 	return args[0], nil
 }

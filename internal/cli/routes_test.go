@@ -51,6 +51,13 @@ func TestParseSelector(t *testing.T) {
 		{in: "v2(weight=1.5)", wantErr: "must be in (0, 1]"},
 		{in: `v2(user="")`, wantErr: "no user name"},
 		{in: `v2(header="Foo")`, wantErr: `want header="Name:pattern"`},
+		{in: `v2(header="Foo:")`, wantErr: "the header pattern is empty"},
+		{in: "v2(weight=NaN)", wantErr: "weight NaN must be in (0, 1]"},
+		{in: "v2(weight=nan)", wantErr: "weight nan must be in (0, 1]"},
+		{in: "v2(weight=Inf)", wantErr: "weight Inf must be in (0, 1]"},
+		{in: "v2(weight=-Inf)", wantErr: "must be in (0, 1]"},
+		{in: ",(weight=0.5)", wantErr: `version "," has no tags`},
+		{in: `,(user="jason")`, wantErr: `version "," has no tags`},
 		{in: `v2(color="red")`, wantErr: `Unrecognized --selector key (color) in selector: v2(color="red")`},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/client"
 	"github.com/a8fabric/a8/internal/rules"
@@ -209,14 +211,11 @@ func interruptible[T any](ctx context.Context, read func() (T, error)) (T, error
 	}
 }
 
-// isTerminal reports whether r is an interactive terminal.
+// isTerminal reports whether r is an interactive terminal. A character device is not enough:
+// /dev/null is one too.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // filterFlags are the -i, -t and -d of rule-get, rule-delete and action-list.
@@ -287,8 +286,9 @@ destinations select any of their values; tags select the rules with every tag gi
 func ruleDeleteCommand() *command {
 	return &command{
 		name:    "rule-delete",
-		usage:   "(-a [-f] | [-i id]... [-t tag]... [-d destination]...)",
+		usage:   "(-a [-f] | [id]... [-i id]... [-t tag]... [-d destination]...)",
 		summary: "Delete rules, all (-a, after a question unless -f) or those with the given ids, tags or destinations.",
+		help:    "Ids may also be given as arguments, as the Python a8ctl took them: a8ctl rule-delete <id>... is -i <id>...",
 		group:   groupRules,
 		setup: func(f *cmdFlags) runFunc {
 			var all, force bool
@@ -297,9 +297,12 @@ func ruleDeleteCommand() *command {
 			f.Bool(&force, "force,f", "with -a: do not ask for confirmation")
 			ff.register(f, "delete")
 			return func(ctx context.Context, e *env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
+				for _, id := range args {
+					if id == "" {
+						return usagef("an empty rule id")
+					}
 				}
+				ff.ids = append(ff.ids, args...) // the Python a8ctl's rule-delete <id>
 				filter := ff.filter()
 				switch {
 				case all && !ff.empty():

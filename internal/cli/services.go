@@ -55,6 +55,7 @@ func serviceListCommand() *command {
 		setup: func(f *cmdFlags) runFunc {
 			var output string
 			f.Output(&output, formatTable, formatJSON, formatYAML)
+			f.JSONOutput(&output)
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -96,6 +97,7 @@ func infoRows(g *globals) [][]string {
 		{"A8_CONTROLLER_TOKEN", maskToken(g.controllerToken)},
 		{"A8_NAMESPACE", g.namespace},
 		{"A8_DEBUG", fmt.Sprint(g.debug)},
+		{"A8_TIMEOUT", g.timeout.String()},
 	}
 }
 

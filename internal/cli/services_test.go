@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/a8fabric/a8/api"
 )
@@ -52,7 +53,7 @@ func TestServiceRows(t *testing.T) {
 }
 
 func TestInfoRowsMaskTokens(t *testing.T) {
-	rows := infoRows(&globals{controllerURL: "http://c:1", registryURL: "http://r:2", controllerToken: "secret", namespace: "team-a", debug: true})
+	rows := infoRows(&globals{controllerURL: "http://c:1", registryURL: "http://r:2", controllerToken: "secret", namespace: "team-a", debug: true, timeout: 5 * time.Second})
 	want := [][]string{
 		{"A8_REGISTRY_URL", "http://r:2"},
 		{"A8_REGISTRY_TOKEN", ""},
@@ -60,6 +61,7 @@ func TestInfoRowsMaskTokens(t *testing.T) {
 		{"A8_CONTROLLER_TOKEN", "********"},
 		{"A8_NAMESPACE", "team-a"},
 		{"A8_DEBUG", "true"},
+		{"A8_TIMEOUT", "5s"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("got %v\nwant %v", rows, want)

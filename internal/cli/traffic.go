@@ -171,6 +171,11 @@ func trafficArgs(args []string, service, version *string, wantVersion bool) erro
 	if wantVersion && *version == "" {
 		return usagef("missing the version to transfer traffic to")
 	}
+	if wantVersion {
+		if _, err := parseVersion("the version", *version); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

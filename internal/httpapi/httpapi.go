@@ -1,6 +1,6 @@
 // Package httpapi holds the HTTP plumbing a8's JSON APIs share: method dispatch with JSON 404 and
 // 405 answers, the JSON content-type check, strict body decoding with errors that name the field,
-// HTTPS redirects and panic recovery. Each API passes its own ErrorWriter, since Amalgam8's registry
+// HTTPS redirects, the refusal of non-canonical paths that would be redirected, and panic recovery. Each API passes its own ErrorWriter, since Amalgam8's registry
 // and controller spell errors differently.
 package httpapi
 
@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -34,6 +35,7 @@ const (
 	CodeInternal         = "error_internal"
 	CodeUnavailable      = "error_unavailable"
 	CodeInvalidQuery     = "error_invalid_query"
+	CodeInvalidPath      = "error_invalid_path"
 )
 
 // WriteJSON writes v as a JSON response with status.
@@ -200,6 +202,45 @@ func RequireHTTPS(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// CleanPath answers 400 to a request other than GET and HEAD whose path is not canonical: one
+// with an empty, "." or ".." segment, such as DELETE /v1/rules/actions/.. . http.ServeMux would
+// redirect it (307) to the cleaned path, /v1/rules, and an HTTP client that follows redirects with
+// the same method, as Go's does, would then act on that other resource: delete every rule. GET and
+// HEAD are passed on, to be redirected as before. The check is ServeMux's own: the escaped path
+// against its path.Clean, a trailing slash kept. Wrap the ServeMux with it.
+func CleanPath(writeErr ErrorWriter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodConnect: // CONNECT: ServeMux does not clean its path
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := r.URL.EscapedPath()
+		if clean := cleanPath(p); clean != p {
+			writeErr(w, r, http.StatusBadRequest, CodeInvalidPath,
+				fmt.Sprintf("path %q is not canonical (it has an empty, \".\" or \"..\" segment; cleaned it is %q): a %s is not redirected, since it would act on another resource", p, clean, r.Method))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is http.ServeMux's canonical form of a path: path.Clean with a leading slash, and the
+// trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // Recover turns a handler panic into a 500 in the API's error format and logs it with its stack,

@@ -63,7 +63,7 @@ func (s *Server) Handler() http.Handler {
 
 // Wrap adds the registry's outer middleware to h.
 func (s *Server) Wrap(h http.Handler) http.Handler {
-	h = httpapi.Recover(s.log, writeError, h)
+	h = httpapi.Recover(s.log, writeError, httpapi.CleanPath(writeError, h))
 	h = httpapi.AccessLog(s.log, h)
 	if s.cfg.RequireHTTPS {
 		h = httpapi.RequireHTTPS(h)

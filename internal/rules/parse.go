@@ -3,7 +3,9 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"gopkg.in/yaml.v3"
 
@@ -13,7 +15,8 @@ import (
 
 // ParseFile reads a rule file, as a8ctl's -f takes it: {"rules": [...]} in JSON or YAML (the same
 // keys). Unknown fields and wrongly typed values are errors with their path; the rules are not
-// validated (the controller does that, and says more).
+// validated (the controller does that, and says more). A JSON object with a repeated key is an
+// error, and so are several YAML documents unless each is a rule file (see ToJSON).
 func ParseFile(data []byte) ([]api.Rule, error) {
 	data, err := ToJSON(data)
 	if err != nil {
@@ -33,20 +36,131 @@ func ParseFile(data []byte) ([]api.Rule, error) {
 
 // ToJSON returns data as JSON: JSON as it is, YAML converted (YAML is a superset of JSON, but JSON
 // parsed as JSON gives better error positions).
+//
+// Nothing is dropped silently. JSON with a key repeated in an object is an error naming the key
+// (a JSON decoder keeps one of the values). Several YAML documents (separated by ---) are one
+// rule file when each is a rule file, {rules: [...]}: their rules, in order, make one list (the
+// rules[i] of errors count across the documents); otherwise they are an error. (YAML refuses a
+// repeated key itself.)
 func ToJSON(data []byte) ([]byte, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && json.Valid(trimmed) {
+		if err := checkRepeatedKeys(trimmed); err != nil {
+			return nil, err
+		}
 		return trimmed, nil
 	}
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs, err := yamlDocuments(data)
+	if err != nil {
 		return nil, fmt.Errorf("neither valid JSON nor valid YAML: %w", err)
 	}
-	doc, err := jsonable(doc, "")
+	var doc any
+	switch len(docs) {
+	case 0:
+	case 1:
+		doc = docs[0]
+	default:
+		if doc, err = joinRuleFiles(docs); err != nil {
+			return nil, err
+		}
+	}
+	doc, err = jsonable(doc, "")
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(doc)
+}
+
+// yamlDocuments decodes every YAML document of data, leaving out empty ones (a trailing ---, a
+// document of comments). An error in a document after the first names it.
+func yamlDocuments(data []byte) ([]any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []any
+	for n := 1; ; n++ {
+		var doc any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			if n > 1 {
+				return nil, fmt.Errorf("YAML document %d: %w", n, err)
+			}
+			return nil, err
+		}
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+	}
+}
+
+// joinRuleFiles joins YAML documents that are each a rule file, {rules: [...]}, into one.
+func joinRuleFiles(docs []any) (any, error) {
+	var all []any
+	for i, d := range docs {
+		m, ok := d.(map[string]any)
+		rs, isList := m["rules"].([]any)
+		if !ok || len(m) != 1 || (!isList && m["rules"] != nil) {
+			return nil, fmt.Errorf("the file holds %d YAML documents (separated by ---), and document %d is not a rule file, {rules: [...]}: "+
+				"several documents are read only when each is one; otherwise put every rule in one rules list", len(docs), i+1)
+		}
+		all = append(all, rs...)
+	}
+	if all == nil {
+		all = []any{}
+	}
+	return map[string]any{"rules": all}, nil
+}
+
+// checkRepeatedKeys refuses a JSON document with a key given twice in one object, naming the key
+// and where.
+func checkRepeatedKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return checkRepeatedIn(dec, "")
+}
+
+func checkRepeatedIn(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			child := k
+			if path != "" {
+				child = path + "." + k
+			}
+			if seen[k] {
+				where := ""
+				if path != "" {
+					where = path + ": "
+				}
+				return fmt.Errorf("%skey %q is given twice (JSON would keep only one of its values): give it once", where, k)
+			}
+			seen[k] = true
+			if err := checkRepeatedIn(dec, child); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := checkRepeatedIn(dec, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
 }
 
 // jsonable turns YAML's decoded values into ones encoding/json can write: map keys must be strings.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/a8fabric/a8/internal/controller"
 	"github.com/a8fabric/a8/internal/store"
@@ -21,6 +22,7 @@ const DefaultDataDir = "a8-data"
 // controllerFlags are the flags of "a8 controller", with Amalgam8's names.
 type controllerFlags struct {
 	serverFlags
+	recipeFlags
 	databaseType  string
 	redis         redisFlags
 	dataDir       string
@@ -29,6 +31,7 @@ type controllerFlags struct {
 
 func (f *controllerFlags) register(fs *flag.FlagSet) {
 	f.serverFlags.register(fs)
+	f.recipeFlags.register(fs)
 	fs.StringVar(&f.databaseType, "database_type", "memory", "rules store: memory (embedded, persisted to --data_dir) or redis")
 	fs.StringVar(&f.redis.address, "database_host", "", "Redis redis://host:port URL (or host:port), with --database_type redis")
 	fs.StringVar(&f.redis.password, "database_password", "", "Redis password, with --database_type redis")
@@ -43,6 +46,9 @@ func runController(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := parse(fs, args, "a8 controller"); err != nil {
 		return err
 	}
+	if err := f.recipeFlags.validate(); err != nil {
+		return err
+	}
 	log, authn, err := f.setup(stderr)
 	if err != nil {
 		return err
@@ -50,13 +56,14 @@ func runController(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.encryptionKey != "" {
 		log.Warn("--encryption_key is ignored: a8 stores rules unencrypted; protect Redis with AUTH (--database_password) and TLS (rediss://)")
 	}
-	rulesStore, closeStore, err := openRulesStore(f.databaseType, f.dataDir, f.redis, log)
+	rulesStore, recipes, closeStore, err := openRulesStore(f.databaseType, f.dataDir, f.redis, f.recipeFlags.options(), log)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 	ctl, err := controller.New(controller.Config{
 		Store:        rulesStore,
+		Recipes:      recipes,
 		Auth:         authn,
 		RequireHTTPS: f.requireHTTPS,
 		Logger:       log.With("component", "controller"),
@@ -74,8 +81,9 @@ func runController(ctx context.Context, args []string, stderr io.Writer) error {
 	return serve(ctx, log, ln, ctl.Handler(), ctl.Drain)
 }
 
-// openRulesStore opens the controller's store of --database_type.
-func openRulesStore(kind, dataDir string, rf redisFlags, log *slog.Logger) (store.Rules, func(), error) {
+// openRulesStore opens the controller's stores of --database_type: rules, and recipes with the
+// records of traced requests (in memory for the memory type: they are tests in progress).
+func openRulesStore(kind, dataDir string, rf redisFlags, ro store.RecipesOptions, log *slog.Logger) (store.Rules, store.Recipes, func(), error) {
 	switch strings.ToLower(kind) {
 	case "memory", "inmem":
 		if dataDir == "" {
@@ -83,19 +91,46 @@ func openRulesStore(kind, dataDir string, rf redisFlags, log *slog.Logger) (stor
 		}
 		s, err := memory.NewRules(dataDir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return s, func() { s.Close() }, nil
+		rs := memory.NewRecipes(ro, nil)
+		return s, rs, func() { rs.Close(); s.Close() }, nil
 	case "redis":
 		c, err := redisstore.NewClient(rf.options())
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w (--database_host, env A8_DATABASE_HOST)", err)
+			return nil, nil, nil, fmt.Errorf("%w (--database_host, env A8_DATABASE_HOST)", err)
 		}
 		s := redisstore.NewRules(c, redisstore.RulesOptions{Logger: log.With("component", "redis")})
+		rs := redisstore.NewRecipes(c, redisstore.RecipesOptions{RecipesOptions: ro})
 		pingRedis(s.Ping, rf.address, log)
-		return s, func() { s.Close(); c.Close() }, nil
+		return s, rs, func() { rs.Close(); s.Close(); c.Close() }, nil
 	case "kubernetes":
-		return nil, nil, fmt.Errorf("--database_type kubernetes (Amalgam8's RoutingRule resources) is not supported: use memory or redis")
+		return nil, nil, nil, fmt.Errorf("--database_type kubernetes (Amalgam8's RoutingRule resources) is not supported: use memory or redis")
 	}
-	return nil, nil, fmt.Errorf("--database_type %q: use memory or redis", kind)
+	return nil, nil, nil, fmt.Errorf("--database_type %q: use memory or redis", kind)
+}
+
+// recipeFlags bound what the controller keeps of resilience tests.
+type recipeFlags struct {
+	records   int
+	retention time.Duration
+}
+
+func (f *recipeFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.records, "recipe_records", 100_000, "request records kept per recipe (the oldest are dropped first)")
+	fs.DurationVar(&f.retention, "recipe_retention", 24*time.Hour, "how long recipes, and records no longer added to, are kept")
+}
+
+func (f *recipeFlags) validate() error {
+	if f.records < 1 {
+		return fmt.Errorf("--recipe_records %d: keep at least 1 record per recipe", f.records)
+	}
+	if f.retention <= 0 {
+		return fmt.Errorf("--recipe_retention %v: must be positive, such as 24h", f.retention)
+	}
+	return nil
+}
+
+func (f *recipeFlags) options() store.RecipesOptions {
+	return store.RecipesOptions{MaxRecords: f.records, Retention: f.retention}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/a8fabric/a8/examples/bookinfo"
+	"github.com/a8fabric/a8/examples/caller"
 	"github.com/a8fabric/a8/examples/helloworld"
 	"github.com/a8fabric/a8/internal/demo"
 	"github.com/a8fabric/a8/internal/flagenv"
@@ -28,13 +29,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // runExample runs an example app embedded in the a8 binary (what a8 demo starts).
 func runExample(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("a8 example: name an example: helloworld or bookinfo")
+		return fmt.Errorf("a8 example: name an example: helloworld, bookinfo or caller")
 	}
 	switch args[0] {
 	case "helloworld":
 		return helloworld.Run(ctx, args[1:], stdout, stderr)
 	case "bookinfo":
 		return bookinfo.Run(ctx, args[1:], stdout, stderr)
+	case "caller":
+		return caller.Run(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("a8 example %q: the examples are helloworld and bookinfo", args[0])
+	return fmt.Errorf("a8 example %q: the examples are helloworld, bookinfo and caller", args[0])
 }

@@ -17,12 +17,14 @@ import (
 type upFlags struct {
 	serverFlags
 	leaseFlags
+	recipeFlags
 	dataDir string
 }
 
 func (f *upFlags) register(fs *flag.FlagSet) {
 	f.serverFlags.register(fs)
 	f.leaseFlags.register(fs)
+	f.recipeFlags.register(fs)
 	fs.StringVar(&f.dataDir, "data_dir", DefaultDataDir, "directory where rules are written before a change is acknowledged (empty: memory only)")
 }
 
@@ -34,6 +36,9 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("a8 up", "Usage: a8 up [flags]\n\nRuns the registry and the controller in one process on --api_port, with embedded stores;\nrules are kept in --data_dir.", stderr)
 	f.register(fs)
 	if err := parse(fs, args, "a8 up"); err != nil {
+		return err
+	}
+	if err := f.recipeFlags.validate(); err != nil {
 		return err
 	}
 	if err := f.leaseFlags.validate(); err != nil {
@@ -58,7 +63,9 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctl, err := controller.New(controller.Config{Store: rulesStore, Auth: authn, Logger: log.With("component", "controller"), Version: version.String()})
+	recipes := memory.NewRecipes(f.recipeFlags.options(), nil)
+	defer recipes.Close()
+	ctl, err := controller.New(controller.Config{Store: rulesStore, Recipes: recipes, Auth: authn, Logger: log.With("component", "controller"), Version: version.String()})
 	if err != nil {
 		return err
 	}
@@ -76,7 +83,7 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 		registry.WriteError(w, r, status, code, msg)
 	}
 	mux.Handle("/", httpapi.NotFound(writeErr))
-	var h http.Handler = httpapi.AccessLog(log, httpapi.Recover(log, writeErr, mux))
+	var h http.Handler = httpapi.AccessLog(log, httpapi.Recover(log, writeErr, httpapi.CleanPath(writeErr, mux)))
 	if f.requireHTTPS {
 		h = httpapi.RequireHTTPS(h)
 	}

@@ -49,6 +49,9 @@ const (
 type Config struct {
 	// Store holds the rules. Required.
 	Store store.Rules
+	// Recipes holds resilience recipes and the records of traced requests; nil disables the
+	// recipes and records API (501).
+	Recipes store.Recipes
 	// Auth maps bearer tokens to namespaces; nil means one tenant, "default". A token of the
 	// namespace "admin" acts for the namespace in the A8-Namespace header.
 	Auth auth.Authenticator
@@ -136,7 +139,7 @@ func (s *Server) Handler() http.Handler {
 
 // Wrap adds the controller's outer middleware to h.
 func (s *Server) Wrap(h http.Handler) http.Handler {
-	h = httpapi.Recover(s.log, writeError, h)
+	h = httpapi.Recover(s.log, writeError, httpapi.CleanPath(writeError, h))
 	h = httpapi.AccessLog(s.log, h)
 	if s.cfg.RequireHTTPS {
 		h = httpapi.RequireHTTPS(h)
@@ -169,6 +172,7 @@ func (s *Server) Mount(mux *http.ServeMux) {
 			http.MethodDelete: s.deleteDestination(kind),
 		}))
 	}
+	s.mountRecipes(mux, route)
 	mux.Handle("/health", requestID(httpapi.Methods(writeError, map[string]http.Handler{
 		http.MethodGet: http.HandlerFunc(s.health),
 	})))

@@ -37,7 +37,9 @@ func eachBackend(t *testing.T, fn func(t *testing.T, newEnv func(mut func(*contr
 			if err != nil {
 				t.Fatal(err)
 			}
-			return start(t, s, nil, mut)
+			rs := memory.NewRecipes(store.RecipesOptions{}, nil)
+			t.Cleanup(func() { rs.Close() })
+			return start(t, s, rs, nil, mut)
 		})
 	})
 	t.Run("redis", func(t *testing.T) {
@@ -47,9 +49,11 @@ func eachBackend(t *testing.T, fn func(t *testing.T, newEnv func(mut func(*contr
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := redisstore.NewRules(c, redisstore.RulesOptions{Prefix: fmt.Sprintf("c%d", prefixes.Add(1))})
-			t.Cleanup(func() { s.Close(); c.Close() })
-			return start(t, s, srv, mut)
+			prefix := fmt.Sprintf("c%d", prefixes.Add(1))
+			s := redisstore.NewRules(c, redisstore.RulesOptions{Prefix: prefix})
+			rs := redisstore.NewRecipes(c, redisstore.RecipesOptions{Prefix: prefix})
+			t.Cleanup(func() { rs.Close(); s.Close(); c.Close() })
+			return start(t, s, rs, srv, mut)
 		})
 	})
 }
@@ -59,11 +63,13 @@ func newMemoryEnv(t *testing.T, mut func(*controller.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start(t, s, nil, mut)
+	recipes := memory.NewRecipes(store.RecipesOptions{}, nil)
+	t.Cleanup(func() { recipes.Close() })
+	return start(t, s, recipes, nil, mut)
 }
 
-func start(t *testing.T, s store.Rules, rs *redistest.Server, mut func(*controller.Config)) *env {
-	cfg := controller.Config{Store: s, Version: "test"}
+func start(t *testing.T, s store.Rules, recipes store.Recipes, rs *redistest.Server, mut func(*controller.Config)) *env {
+	cfg := controller.Config{Store: s, Recipes: recipes, Version: "test"}
 	if mut != nil {
 		mut(&cfg)
 	}

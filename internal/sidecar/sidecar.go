@@ -39,6 +39,7 @@ type Sidecar struct {
 	reg     *prometheus.Registry
 	ring    *records.Ring
 	writer  *records.Writer
+	deliver *records.Deliverer // traced requests' records to the controller; nil without one
 	proxy   *proxy.Proxy
 	state   *state
 	monitor *health.Monitor
@@ -79,7 +80,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Sidecar, error) {
 			s.writer = records.NewWriter(f, 8192, log)
 		}
 		m := proxy.NewMetrics(s.reg, cfg.Service.Name)
-		s.proxy = proxy.New(proxy.Config{Self: self, Ring: s.ring, Writer: s.writer, Metrics: m, Logger: log.With("component", "proxy")})
+		pcfg := proxy.Config{Self: self, Ring: s.ring, Writer: s.writer, Metrics: m, Logger: log.With("component", "proxy")}
+		if cfg.StaticConfig == "" && cfg.Controller.URL != "" {
+			d, err := s.newDeliverer()
+			if err != nil {
+				return nil, err
+			}
+			s.deliver = d
+			pcfg.OnTraceStart, pcfg.OnRecord = d.Started, d.Ended
+		}
+		s.proxy = proxy.New(pcfg)
 		s.state = newState(log.With("component", "discovery"), table.Options{Self: self, Pool: table.NewPool(),
 			OnEject: func(c *table.Cluster, e *table.Endpoint) {
 				m.Ejected(c)
@@ -167,6 +177,13 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 	}
 	s.adminAddr = ln.Addr().String()
 	servers = append(servers, s.serve(&srvWG, ln, s.admin(), "admin", reqCtx))
+	stopDelivery := func() {}
+	if s.deliver != nil {
+		dctx, cancelDelivery := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.deliver.Run(dctx) }()
+		stopDelivery = func() { cancelDelivery(); <-done }
+	}
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
@@ -177,6 +194,7 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 			}
 		}
 		srvWG.Wait()
+		stopDelivery() // after the proxy: the last requests' records go too
 		if s.writer != nil {
 			s.writer.Close()
 		}

@@ -138,6 +138,9 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 		}
 		q.attempts++
 		q.rec.UpstreamHost = ep.Addr
+		if len(c.Tags) == 0 {
+			q.rec.Dst = ep.Key // the default route: name the version that answered
+		}
 		out := outbound(ctx, r, ep, path, body)
 		sent := time.Now()
 		resp, err := p.cfg.Transport.RoundTrip(out)

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,10 +44,14 @@ type Config struct {
 	// Self is this sidecar's service: the source of every request it proxies.
 	Self rules.Caller
 	// Ring keeps recent records; Writer, if set, writes every record; OnRecord, if set, is given
-	// every record (for delivery to the controller).
+	// every record once it is complete.
 	Ring     *records.Ring
 	Writer   *records.Writer
 	OnRecord func(*records.Record)
+	// OnTraceStart, if set, is told of a request as soon as a trace action applies to it, before it
+	// is sent on (the record's ID, source, destination and trace are set; the rest is not yet):
+	// the controller counts it in flight until its record arrives.
+	OnTraceStart func(*records.Record)
 	// Metrics, if set, counts requests.
 	Metrics *Metrics
 	// Transport sends requests upstream; nil: a transport tuned for a sidecar (keep-alive pools of
@@ -61,6 +66,8 @@ type Config struct {
 type Proxy struct {
 	cfg     Config
 	selfKey string
+	idBase  string        // this process's prefix of record ids
+	idSeq   atomic.Uint64 // the sequence after it
 	table   atomic.Pointer[table.Table]
 	log     *slog.Logger
 	bufs    sync.Pool
@@ -77,7 +84,8 @@ func New(cfg Config) *Proxy {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, selfKey: cfg.Self.Name + ":" + strings.Join(cfg.Self.Tags, ","), log: cfg.Logger}
+	p := &Proxy{cfg: cfg, selfKey: cfg.Self.Name + ":" + strings.Join(cfg.Self.Tags, ","), log: cfg.Logger,
+		idBase: strconv.FormatUint(rand.Uint64()>>16, 36) + "-"}
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.table.Store(&table.Table{})
 	if cfg.Metrics != nil {
@@ -170,6 +178,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if route == nil {
 			if ep, err := c.PickEndpoint(nil); err == nil {
 				first, tags = ep, ep.Tags
+				rec.Dst = ep.Key
 			}
 		}
 		if done := p.faults(q, a, tags); done {
@@ -207,6 +216,12 @@ func (p *Proxy) faults(q *request, a *rules.ActionRule, tags []string) bool {
 		switch act.Kind {
 		case "trace":
 			q.rec.TraceKey, q.rec.TraceValue = act.LogKey, act.LogValue
+			if q.rec.ID == "" {
+				q.rec.ID = p.idBase + strconv.FormatUint(p.idSeq.Add(1), 36)
+				if p.cfg.OnTraceStart != nil {
+					p.cfg.OnTraceStart(q.rec)
+				}
+			}
 		case "delay":
 			if rand.Float64() >= act.Probability {
 				continue

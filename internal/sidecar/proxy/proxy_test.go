@@ -296,14 +296,34 @@ func TestProxy_Abort(t *testing.T) {
 
 func TestProxy_Trace(t *testing.T) {
 	h := newHarness(t)
+	var started []records.Record
+	var mu sync.Mutex
+	h.proxy.cfg.OnTraceStart = func(r *records.Record) { mu.Lock(); started = append(started, *r); mu.Unlock() }
 	u := newUpstream(t, "u")
 	h.set([]api.Rule{{ID: "trace", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"X-Request-ID": "*"}},
-		Actions: []api.Action{{Action: "trace", LogKey: "gremlin_recipe_id", LogValue: "r1"}}}}, instance("ratings", u.addr(), "version=v1"))
+		Actions: []api.Action{{Action: "trace", LogKey: "gremlin_recipe_id", LogValue: "r1"}}}}, instance("ratings", u.addr(), "version=v1", "zone=a"))
 	h.get("/ratings/1", "X-Request-ID", "req-9")
+	h.get("/ratings/2", "X-Request-ID", "req-10")
 	recs := h.ring.Query(records.Filter{TraceKey: "gremlin_recipe_id", TraceValue: "r1"})
-	if len(recs) != 1 || recs[0].Src != "productpage:version=v1" || recs[0].Dst != "ratings:" || recs[0].Status != 200 ||
+	// On the default route the record names the instance's version, tags sorted.
+	if len(recs) != 2 || recs[0].Src != "productpage:version=v1" || recs[0].Dst != "ratings:version=v1,zone=a" || recs[0].Status != 200 ||
 		recs[0].UpstreamHost != u.addr() || recs[0].Attempts != 1 || recs[0].UpstreamResponseTime < 0 {
 		t.Fatalf("traced record: %+v", recs)
+	}
+	if recs[0].ID == "" || recs[0].ID == recs[1].ID {
+		t.Fatalf("traced records need distinct ids: %q, %q", recs[0].ID, recs[1].ID)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(started) != 2 || started[0].ID != recs[0].ID || started[0].TraceValue != "r1" || started[0].Dst != "ratings:version=v1,zone=a" ||
+		started[0].RequestID != "req-9" || started[0].Status != 0 {
+		t.Fatalf("trace starts: %+v", started)
+	}
+	// An untraced request carries no id and is not announced.
+	h.set(nil, instance("ratings", u.addr(), "version=v1"))
+	h.get("/ratings/3")
+	if last := h.ring.Query(records.Filter{Limit: 1}); last[0].ID != "" || len(started) != 2 {
+		t.Fatalf("untraced request: %+v, %d starts", last[0], len(started))
 	}
 }
 

@@ -17,12 +17,13 @@ import (
 
 // Record is one proxied request. Times are in milliseconds.
 type Record struct {
+	ID                   string    `json:"id,omitempty"` // set on traced requests: unique per request, for the controller
 	StartTime            time.Time `json:"start_time"`
 	RequestTime          float64   `json:"request_time"`           // ms, from arrival to the last byte of the answer
 	UpstreamResponseTime float64   `json:"upstream_response_time"` // ms, from sending upstream to its answer's headers; -1 when there was none
 	Status               int       `json:"status"`                 // 0 when the connection was reset (an abort fault)
 	Src                  string    `json:"src"`                    // "name:tag1,tag2" of this sidecar
-	Dst                  string    `json:"dst"`                    // "destination:tags" of the backend routed to ("destination:" for the default route)
+	Dst                  string    `json:"dst"`                    // "destination:tags" of the backend routed to; on the default route, the instance's tags
 	Method               string    `json:"method"`
 	Path                 string    `json:"path"`
 	Protocol             string    `json:"protocol"`

@@ -71,6 +71,7 @@ type Limits struct {
 // Endpoint is one instance of a service.
 type Endpoint struct {
 	ID     string
+	Key    string // "service:tag1,tag2" (tags sorted): the instance's version, for records
 	Addr   string // host:port, ready to dial
 	Host   string // the host part, for a Host header to a name rather than an IP
 	Scheme string // http or https
@@ -309,7 +310,10 @@ func endpoint(in *api.Instance, gen *generation) *Endpoint {
 		return nil
 	}
 	addr := net.JoinHostPort(host, port)
-	return &Endpoint{ID: in.ID, Addr: addr, Host: host, Scheme: scheme, Tags: in.Tags, State: gen.endpoint(scheme + "://" + addr)}
+	tags := slices.Clone(in.Tags)
+	slices.Sort(tags)
+	return &Endpoint{ID: in.ID, Key: in.ServiceName + ":" + strings.Join(tags, ","), Addr: addr, Host: host, Scheme: scheme,
+		Tags: in.Tags, State: gen.endpoint(scheme + "://" + addr)}
 }
 
 func resilienceKey(r *api.Resilience) string {

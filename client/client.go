@@ -94,6 +94,9 @@ func (b *base) do(ctx context.Context, method, path string, query url.Values, q 
 		query.Set("wait", wait.String())
 		timeout = wait + wait/16 + DefaultTimeout // the server adds up to wait/16 of jitter
 	}
+	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
+		timeout = d
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -156,6 +159,13 @@ func (b *base) do(ctx context.Context, method, path string, query url.Values, q 
 		}
 	}
 	return meta, nil
+}
+
+// timeoutKey carries a call's own timeout, for calls the server may hold longer than DefaultTimeout.
+type timeoutKey struct{}
+
+func withCallTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, timeoutKey{}, d)
 }
 
 // backoff is capped exponential backoff with full jitter.

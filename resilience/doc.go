@@ -1,6 +1,6 @@
 // Package resilience is a8's Gremlin-style resilience testing: the pure logic of recipes and
 // checks, which the controller's recipe handlers, the a8ctl recipe-run command and Go programs
-// share. It does no I/O.
+// share, and Run, which drives a recipe on a live system through the controller.
 //
 // A recipe, as Amalgam8's Gremlin had it, is three things:
 //

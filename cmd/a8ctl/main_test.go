@@ -46,6 +46,7 @@ func TestProcess(t *testing.T) {
 			stdout: "a8ctl ", stderr: "ignored: a8 serves resilience recipes from its controller"},
 		{name: "Gremlin flags", args: []string{"info", "--gremlin_url", "http://g:1"}, env: []string{"A8_GREMLIN_TOKEN=t"},
 			stdout: "+---", stderr: "a8ctl: note: --gremlin_token (A8_GREMLIN_TOKEN), --gremlin_url (A8_GREMLIN_URL) ignored"},
+		{name: "recipe-run without its files", args: []string{"recipe-run", "-c", "checks.json"}, code: 2, stderr: "missing -t topology and -s scenarios"},
 		{name: "a dot-dot service", args: []string{"action-clear", ".."}, env: []string{"A8_CONTROLLER_URL=" + hanging}, code: 2, stderr: `".." is not a service name`},
 	}
 	for _, tt := range tests {

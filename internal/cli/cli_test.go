@@ -21,6 +21,7 @@ import (
 	"github.com/a8fabric/a8/internal/controller"
 	"github.com/a8fabric/a8/internal/registry"
 	"github.com/a8fabric/a8/internal/rules"
+	"github.com/a8fabric/a8/internal/store"
 	"github.com/a8fabric/a8/internal/store/memory"
 )
 
@@ -56,7 +57,9 @@ func newWrappedFabric(t *testing.T, a auth.Authenticator, wrap func(http.Handler
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := controller.New(controller.Config{Store: rs, Auth: a})
+	recipes := memory.NewRecipes(store.RecipesOptions{}, nil)
+	t.Cleanup(func() { recipes.Close() })
+	ctl, err := controller.New(controller.Config{Store: rs, Recipes: recipes, Auth: a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -761,14 +764,6 @@ func (f *fabric) ruleList(destination string) []api.Rule {
 		f.t.Fatal(err)
 	}
 	return list.Rules
-}
-
-func TestRecipeRun(t *testing.T) {
-	t.Parallel()
-	r := run("", "recipe-run", "-t", "topology.json", "-s", "scenarios.json", "-c", "checks.json", "-r", "load.sh",
-		"-H", "Cookie", "-p", "user=jason", "-w", "1s", "-f", "-o", "json")
-	checkFailure(t, r, ExitFailure, "a8ctl recipe-run: resilience recipes arrive with a8's resilience testing feature", "nothing was changed")
-	checkFailure(t, run("", "recipe-run", "-o", "yaml"), ExitUsage, `want table, json, got "yaml"`)
 }
 
 func TestTokensAndNamespaces(t *testing.T) {

@@ -135,8 +135,9 @@ func describeStatus(e *remoteError, se *client.StatusError) string {
 		}
 		fmt.Fprintf(&b, " (set --%s or A8_%s)", tok, strings.ToUpper(tok))
 	case http.StatusNotFound:
-		// a8's own 404s name what is missing (error_rule_not_found); any other is a wrong URL.
-		if se.ErrorID != "error_rule_not_found" {
+		// a8's own 404s name what is missing (error_rule_not_found, error_recipe_not_found); any
+		// other is a wrong URL.
+		if se.ErrorID != "error_rule_not_found" && se.ErrorID != errRecipeNotFound {
 			fmt.Fprintf(&b, " (is %s an a8 %s? set --%s)", e.srv.url, e.srv.kind, e.srv.urlFlag)
 		}
 	}

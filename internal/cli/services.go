@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/a8fabric/a8/api"
 )
@@ -115,36 +113,6 @@ func infoCommand() *command {
 				}
 				renderTable(e.stdout, []string{"Env. Variable", "Value"}, infoRows(e.g))
 				return nil
-			}
-		},
-	}
-}
-
-// errNoRecipes is recipe-run's answer until a8 has resilience testing.
-var errNoRecipes = errors.New("resilience recipes arrive with a8's resilience testing feature (Gremlin recipes: topology, scenarios, checks); this a8ctl cannot run them yet, and nothing was changed")
-
-// recipeRunCommand is Amalgam8 1.x's recipe-run. It takes its flags but has no back end yet.
-func recipeRunCommand() *command {
-	return &command{
-		name:    "recipe-run",
-		usage:   "-t topology.json -s scenarios.json [-c checks.json] [-r load-script] [-H header] [-p pattern] [-w wait] [-f] [-o table|json]",
-		summary: "Run a Gremlin resilience recipe (not available yet: arrives with resilience testing).",
-		group:   groupOther,
-		setup: func(f *cmdFlags) runFunc {
-			var topology, scenarios, checks, script, header, pattern, output string
-			var wait time.Duration
-			var force bool
-			f.String(&topology, "topology,t", "", "file", "the application's topology")
-			f.String(&scenarios, "scenarios,s", "", "file", "the failure scenarios")
-			f.String(&checks, "checks,c", "", "file", "the assertions to check")
-			f.String(&script, "run-load-script,r", "", "script", "a script that sends the test load")
-			f.String(&header, "header,H", "X-Request-ID", "header", "the request-tracking header of the test requests")
-			f.String(&pattern, "pattern,p", "*", "pattern", "the pattern of the tracking header of the test requests")
-			f.Duration(&wait, "wait,w", 5*time.Second, "duration", "how long to wait for the logs before checking")
-			f.Bool(&force, "force,f", "do not wait for Enter before checking")
-			f.Output(&output, formatTable, formatJSON)
-			return func(_ context.Context, e *env, args []string) error {
-				return errNoRecipes
 			}
 		},
 	}

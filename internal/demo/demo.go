@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/a8fabric/a8/internal/netutil"
 )
 
 // Options configure the demo.
@@ -388,14 +390,7 @@ func bars(m map[string]int) string {
 	return strings.Join(parts, "  ")
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return netutil.FreePort() }
 
 func portFree(port int) error {
 	l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))

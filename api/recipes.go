@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -699,7 +700,7 @@ func (c *Check) UnmarshalJSON(b []byte) error {
 	if !known {
 		return n.Validate() // the name error
 	}
-	keys := sortedKeys(fields)
+	keys := slices.Sorted(maps.Keys(fields))
 	for _, k := range keys {
 		if !spec.takes(k) {
 			return &strictjson.Error{Path: k, Reason: fmt.Sprintf("unknown parameter of %s (%s)", n.Name, spec.describe(n.Name)), Unknown: true}
@@ -732,33 +733,12 @@ func objectFields(b []byte, path string) (map[string]json.RawMessage, error) {
 	return fields, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func joinPath(prefix, path string) string {
-	switch {
-	case prefix == "":
-		return path
-	case path == "":
-		return prefix
-	case strings.HasPrefix(path, "["):
-		return prefix + path
-	}
-	return prefix + "." + path
-}
-
 // prefixError puts prefix before the path of a *strictjson.Error; other errors are wrapped.
 func prefixError(prefix string, err error) error {
 	var se *strictjson.Error
 	if errors.As(err, &se) {
 		e := *se
-		e.Path = joinPath(prefix, se.Path)
+		e.Path = strictjson.JoinPath(prefix, se.Path)
 		return &e
 	}
 	return &strictjson.Error{Path: prefix, Reason: err.Error()}
@@ -795,7 +775,7 @@ func (r *ChecksRequest) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var out ChecksRequest
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		switch k {
 		case "checklist":
 			if err := out.Checklist.UnmarshalJSON(fields[k]); err != nil {
@@ -865,7 +845,7 @@ func (r *CheckResult) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var out CheckResult
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		raw := fields[k]
 		switch k {
 		case "result":

@@ -54,18 +54,6 @@ func (ps problems) err() error {
 	return &ValidationError{Problems: ps}
 }
 
-func join(prefix, path string) string {
-	switch {
-	case prefix == "":
-		return path
-	case path == "":
-		return prefix
-	case strings.HasPrefix(path, "["):
-		return prefix + path
-	}
-	return prefix + "." + path
-}
-
 // decode reads data, JSON or YAML (the same keys), strictly into v: unknown fields and wrongly
 // typed values are errors with their path. The error is a *strictjson.Error, or says that data is
 // neither JSON nor YAML.
@@ -163,7 +151,7 @@ func ValidateChecks(checks []api.Check) error {
 			path := fmt.Sprintf("checks[%d]", i)
 			var se *strictjson.Error
 			if errors.As(err, &se) {
-				ps = append(ps, Problem{Path: join(path, se.Path), Reason: se.Reason})
+				ps = append(ps, Problem{Path: strictjson.JoinPath(path, se.Path), Reason: se.Reason})
 			} else {
 				ps.add(path, "%v", err)
 			}

@@ -15,7 +15,8 @@ type EvalOptions struct {
 	// when the check lists none.
 	Topology *api.Topology
 	// InFlight is how many traced requests had begun but not been recorded when the records were
-	// read. When more than 0, FAIL messages say so: records may be missing.
+	// read. When more than 0, FAIL messages say so, and a check that would pass fails as
+	// inconclusive: the missing records could have failed it.
 	InFlight int
 }
 
@@ -84,6 +85,9 @@ func Evaluate(checks []api.Check, recs []api.Record, opts EvalOptions) []api.Che
 		}
 		if msg, ok := e.check(&c); !ok {
 			out[i].Result, out[i].ErrorMsg = false, msg
+		} else if n := opts.InFlight; n > 0 {
+			out[i].Result, out[i].ErrorMsg = false, fmt.Sprintf("inconclusive: passed on the records that arrived, but %s still in flight when checked; wait longer (a8ctl recipe-run -w) or look for lost records",
+				plural(n, "request was", "requests were"))
 		}
 	}
 	return out
@@ -377,7 +381,11 @@ func (e *evaluator) numRequests(c *api.Check, recs []api.Record, src, dst patter
 	if len(recs) == 0 {
 		return e.fail(e.noRecordsText(src, dst, "") + fmt.Sprintf(", expected %d", want)), false
 	}
-	return e.fail(fmt.Sprintf("%s from %s to %s were recorded, expected %d", plural(len(recs), "request", "requests"), src, dst, want)), false
+	verb := "were"
+	if len(recs) == 1 {
+		verb = "was"
+	}
+	return e.fail(fmt.Sprintf("%s from %s to %s %s recorded, expected %d", plural(len(recs), "request", "requests"), src, dst, verb, want)), false
 }
 
 func attempts(r *api.Record) int { return max(r.Attempts, 1) }

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/internal/rules"
+	"github.com/a8fabric/a8/internal/strictjson"
 )
 
 // RulePriority is the priority of a recipe's action rules: above the 10 that a8ctl gives action
@@ -82,10 +84,10 @@ type topo struct {
 func indexTopology(ps *problems, prefix string, t api.Topology) *topo {
 	tp := &topo{byKey: map[string]int{}}
 	if len(t.Services) == 0 {
-		ps.add(join(prefix, "services"), `required: at least one service, such as {"name": "reviews:version=v2"}`)
+		ps.add(strictjson.JoinPath(prefix, "services"), `required: at least one service, such as {"name": "reviews:version=v2"}`)
 	}
 	for i, s := range t.Services {
-		path := join(prefix, fmt.Sprintf("services[%d].name", i))
+		path := strictjson.JoinPath(prefix, fmt.Sprintf("services[%d].name", i))
 		sv, err := parseService(s.Name)
 		if err != nil {
 			ps.add(path, "%v", err)
@@ -106,8 +108,8 @@ func indexTopology(ps *problems, prefix string, t api.Topology) *topo {
 		from  int
 	}
 	var lists []depList
-	for _, k := range sortedKeys(t.Dependencies) {
-		path := join(prefix, "dependencies."+k)
+	for _, k := range slices.Sorted(maps.Keys(t.Dependencies)) {
+		path := strictjson.JoinPath(prefix, "dependencies."+k)
 		i, ok := tp.lookup(k)
 		if !ok {
 			ps.add(path, "%q is not a service of the topology; list it in services", k)
@@ -118,7 +120,7 @@ func indexTopology(ps *problems, prefix string, t api.Topology) *topo {
 	slices.SortStableFunc(lists, func(a, b depList) int { return a.from - b.from })
 	for _, l := range lists {
 		for j, d := range t.Dependencies[l.given] {
-			path := join(prefix, fmt.Sprintf("dependencies.%s[%d]", l.given, j))
+			path := strictjson.JoinPath(prefix, fmt.Sprintf("dependencies.%s[%d]", l.given, j))
 			to, ok := tp.lookup(d)
 			if !ok {
 				ps.add(path, "%q is not a service of the topology; list it in services", d)
@@ -193,21 +195,21 @@ func checkGremlin(ps *problems, path string, g *api.Gremlin) {
 	params, ok := scenarioParams[g.Scenario]
 	if !ok {
 		if g.Scenario == "" {
-			ps.add(join(path, "scenario"), "required: one of %s", strings.Join(ScenarioNames(), ", "))
+			ps.add(strictjson.JoinPath(path, "scenario"), "required: one of %s", strings.Join(ScenarioNames(), ", "))
 		} else {
-			ps.add(join(path, "scenario"), "unknown scenario %q; known: %s", g.Scenario, strings.Join(ScenarioNames(), ", "))
+			ps.add(strictjson.JoinPath(path, "scenario"), "unknown scenario %q; known: %s", g.Scenario, strings.Join(ScenarioNames(), ", "))
 		}
 		return
 	}
 	for _, f := range gremlinFields(g) {
 		if !slices.Contains(params, f) {
-			ps.add(join(path, f), "not a parameter of %s, which takes %s", g.Scenario, strings.Join(params, ", "))
+			ps.add(strictjson.JoinPath(path, f), "not a parameter of %s, which takes %s", g.Scenario, strings.Join(params, ", "))
 		}
 	}
 	for _, s := range []struct{ name, value string }{{"source", g.Source}, {"dest", g.Dest}} {
 		if s.value != "" {
 			if err := api.CheckService(s.value); err != nil {
-				ps.add(join(path, s.name), "%v", err)
+				ps.add(strictjson.JoinPath(path, s.name), "%v", err)
 			}
 		}
 	}
@@ -215,19 +217,19 @@ func checkGremlin(ps *problems, path string, g *api.Gremlin) {
 	case api.ScenarioPartitionServices:
 		for _, s := range []struct{ name, value string }{{"source", g.Source}, {"dest", g.Dest}} {
 			if s.value == "" {
-				ps.add(join(path, s.name), "required: partition_services cuts the connection between source and dest")
+				ps.add(strictjson.JoinPath(path, s.name), "required: partition_services cuts the connection between source and dest")
 			}
 		}
 		if g.Source != "" && g.Source == g.Dest {
-			ps.add(join(path, "dest"), "is the source: a service cannot be partitioned from itself")
+			ps.add(strictjson.JoinPath(path, "dest"), "is the source: a service cannot be partitioned from itself")
 		}
 	case api.ScenarioCrashService:
 		if g.Dest == "" {
-			ps.add(join(path, "dest"), "required: the service that crashes (for every caller)")
+			ps.add(strictjson.JoinPath(path, "dest"), "required: the service that crashes (for every caller)")
 		}
 	case api.ScenarioOverloadService:
 		if g.Dest == "" {
-			ps.add(join(path, "dest"), "required: the overloaded service")
+			ps.add(strictjson.JoinPath(path, "dest"), "required: the overloaded service")
 		}
 	default:
 		if g.Source == "" && g.Dest == "" {
@@ -236,7 +238,7 @@ func checkGremlin(ps *problems, path string, g *api.Gremlin) {
 	}
 	if g.DelayTime != "" {
 		if _, err := parseDelay(g.DelayTime); err != nil {
-			ps.add(join(path, "delaytime"), "%v", err)
+			ps.add(strictjson.JoinPath(path, "delaytime"), "%v", err)
 		}
 	}
 	for _, p := range []struct {
@@ -247,12 +249,12 @@ func checkGremlin(ps *problems, path string, g *api.Gremlin) {
 		{"srcprobability", g.SrcProbability}, {"dstprobability", g.DstProbability},
 	} {
 		if p.value != nil && !(*p.value > 0 && *p.value <= 1) {
-			ps.add(join(path, p.name), "must be a probability in (0, 1], got %v", *p.value)
+			ps.add(strictjson.JoinPath(path, p.name), "must be a probability in (0, 1], got %v", *p.value)
 		}
 	}
 	if g.ErrorCode != nil {
 		if c := *g.ErrorCode; c < rules.MinReturnCode || c > rules.MaxReturnCode {
-			ps.add(join(path, "errorcode"), "must be an HTTP status (up to %d), or from %d to 99 to reset the connection; got %d", rules.MaxReturnCode, rules.MinReturnCode, c)
+			ps.add(strictjson.JoinPath(path, "errorcode"), "must be an HTTP status (up to %d), or from %d to 99 to reset the connection; got %d", rules.MaxReturnCode, rules.MinReturnCode, c)
 		}
 	}
 }
@@ -356,7 +358,7 @@ func (r *recipe) expand(ps *problems, path string, g *api.Gremlin) {
 		}
 		i, ok := tp.lookup(s.value)
 		if !ok {
-			ps.add(join(path, s.name), "%q is not a service of the topology", s.value)
+			ps.add(strictjson.JoinPath(path, s.name), "%q is not a service of the topology", s.value)
 			unknown = true
 		}
 		*s.index = i
@@ -604,13 +606,4 @@ func (r *recipe) rules(id, header, pattern string) []api.Rule {
 		out = append(out, rule)
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -72,6 +72,7 @@ type Server struct {
 	store    store.Rules
 	draining context.Context
 	drain    context.CancelFunc
+	checks   chan struct{} // a slot per recipe check waiting for records
 }
 
 // New returns a controller server for cfg.
@@ -92,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, checks: make(chan struct{}, maxConcurrentChecks)}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s, nil
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/a8fabric/a8/api"
@@ -14,7 +16,6 @@ import (
 	"github.com/a8fabric/a8/internal/httpapi"
 	"github.com/a8fabric/a8/internal/rules"
 	"github.com/a8fabric/a8/internal/store"
-	"github.com/a8fabric/a8/internal/strictjson"
 	"github.com/a8fabric/a8/resilience"
 )
 
@@ -28,7 +29,7 @@ const (
 
 const (
 	maxRecipeBytes = 1 << 20
-	maxRecordBytes = 16 << 20 // a batch of records
+	maxRecordBytes = 8 << 20 // a batch of records
 	maxBatchItems  = 10_000
 	// defaultCheckWait and maxCheckWait bound how long checks wait for the records of the test.
 	defaultCheckWait = 30 * time.Second
@@ -37,6 +38,8 @@ const (
 	// of the sidecars' delivery intervals (100ms), so that records in transit arrive.
 	settle       = 600 * time.Millisecond
 	pollInterval = 50 * time.Millisecond
+	// maxConcurrentChecks bounds the checks waiting for records at once (each polls the store).
+	maxConcurrentChecks = 64
 )
 
 // mountRecipes registers the resilience recipes API and the records API.
@@ -77,24 +80,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 		return nil, false
 	}
 	return data, true
-}
-
-// decodeBody reads a JSON body strictly into v, answering a bad one with code.
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, code string) bool {
-	data, ok := readBody(w, r, limit)
-	if !ok {
-		return false
-	}
-	if err := strictjson.Unmarshal(data, v, ""); err != nil {
-		var se *strictjson.Error
-		if errors.As(err, &se) && se.Unknown {
-			writeError(w, r, http.StatusBadRequest, code, err.Error())
-		} else {
-			writeError(w, r, http.StatusBadRequest, ErrInvalidJSON, err.Error())
-		}
-		return false
-	}
-	return true
 }
 
 // createRecipe is POST /api/v1/recipes: the recipe becomes action rules tagged with its id (one
@@ -141,7 +126,7 @@ func (s *Server) createRecipe(w http.ResponseWriter, r *http.Request) {
 		// Take the rules back: a recipe nobody can see would otherwise fault traffic.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 		defer cancel()
-		if _, derr := s.store.Change(ctx, ns, store.RuleChange{Delete: taggedWith(id)}); derr != nil {
+		if _, derr := s.store.Change(ctx, ns, store.RuleChange{Delete: func(rule *api.Rule) bool { return recipeRule(rule, id) }}); derr != nil {
 			s.log.Error("recipe rules left behind: delete them with DELETE /v1/rules?tag=<recipe id>", "recipe", id, "error", derr)
 		}
 		s.storeError(w, r, "storing the recipe", err)
@@ -149,10 +134,6 @@ func (s *Server) createRecipe(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/recipes/"+id)
 	httpapi.WriteJSON(w, http.StatusCreated, api.RecipeCreated{RecipeID: id})
-}
-
-func taggedWith(tag string) func(*api.Rule) bool {
-	return func(r *api.Rule) bool { return slices.Contains(r.Tags, tag) }
 }
 
 // recipeOf turns a stored recipe into its API form.
@@ -288,6 +269,14 @@ func (s *Server) checkRecipe(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(d, maxCheckWait)
 	}
+	select {
+	case s.checks <- struct{}{}:
+		defer func() { <-s.checks }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, r, http.StatusServiceUnavailable, ErrUnavailable, fmt.Sprintf("%d recipe checks are already waiting for records on this controller; ask again shortly", maxConcurrentChecks))
+		return
+	}
 	ns := auth.Namespace(r.Context())
 	rc, err := rs.Recipe(r.Context(), ns, id)
 	var topology *api.Topology
@@ -308,9 +297,7 @@ func (s *Server) checkRecipe(w http.ResponseWriter, r *http.Request) {
 		// in transit a moment, and answer 404 if there are none.
 		c, err := s.awaitRecords(r.Context(), rs, ns, id, min(wait, 2*settle))
 		if err != nil {
-			if r.Context().Err() == nil {
-				s.storeError(w, r, "waiting for the records", err)
-			}
+			s.awaitFailed(w, r, err)
 			return
 		}
 		if c.Records == 0 && c.InFlight == 0 {
@@ -319,9 +306,7 @@ func (s *Server) checkRecipe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, err := s.awaitRecords(r.Context(), rs, ns, id, wait); err != nil {
-		if r.Context().Err() == nil {
-			s.storeError(w, r, "waiting for the records", err)
-		}
+		s.awaitFailed(w, r, err)
 		return
 	}
 	recs, counts, err := rs.Records(r.Context(), ns, id)
@@ -345,6 +330,22 @@ func failedCount(rs []api.CheckResult) int {
 	return n
 }
 
+// errDraining ends a wait for records when the controller shuts down: the checks are not run on
+// what arrived so far, which could fail them for want of records.
+var errDraining = errors.New("the controller is shutting down")
+
+// awaitFailed answers a failed wait for records.
+func (s *Server) awaitFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case r.Context().Err() != nil: // the client left
+	case errors.Is(err, errDraining):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, http.StatusServiceUnavailable, ErrUnavailable, "the controller is shutting down before the records of the test arrived; the checks were not run: ask again (the recipe and its records are kept)")
+	default:
+		s.storeError(w, r, "waiting for the records", err)
+	}
+}
+
 // awaitRecords waits until nothing is in flight under the trace value and nothing was added for
 // settle (at least settle from now, so that deliveries in transit land), or wait passes.
 func (s *Server) awaitRecords(ctx context.Context, rs store.Recipes, ns, trace string, wait time.Duration) (store.RecordCounts, error) {
@@ -365,7 +366,7 @@ func (s *Server) awaitRecords(ctx context.Context, rs store.Recipes, ns, trace s
 		case <-ctx.Done():
 			return c, ctx.Err()
 		case <-s.draining.Done():
-			return c, nil
+			return c, errDraining
 		case <-t.C:
 		}
 		if c, err = rs.Counts(ctx, ns, trace); err != nil {
@@ -377,8 +378,9 @@ func (s *Server) awaitRecords(ctx context.Context, rs store.Recipes, ns, trace s
 	}
 }
 
-// deleteRecipe is DELETE /api/v1/recipes/{id}: removes the recipe's rules (every rule tagged with
-// its id), the recipe and its records.
+// deleteRecipe is DELETE /api/v1/recipes/{id}: removes the recipe's rules, the recipe and its
+// records. The rules are those the recipe made: tagged with its id, with ids "<recipe id>-<n>".
+// A rule a user tagged with the same string is left alone.
 func (s *Server) deleteRecipe(w http.ResponseWriter, r *http.Request) {
 	rs, ok := s.recipesStore(w, r)
 	if !ok {
@@ -388,7 +390,7 @@ func (s *Server) deleteRecipe(w http.ResponseWriter, r *http.Request) {
 	ns := auth.Namespace(r.Context())
 	found := false
 	rev, err := s.store.Change(r.Context(), ns, store.RuleChange{Delete: func(rule *api.Rule) bool {
-		if slices.Contains(rule.Tags, id) {
+		if recipeRule(rule, id) {
 			found = true
 			return true
 		}
@@ -412,29 +414,136 @@ func (s *Server) deleteRecipe(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// recipeRule reports whether rule is one that recipe id made.
+func recipeRule(rule *api.Rule, id string) bool {
+	return strings.HasPrefix(rule.ID, id+"-") && slices.Contains(rule.Tags, id)
+}
+
 // addRecords is POST /api/v1/records: a sidecar's batch of traced requests' starts and records.
+// The body is decoded item by item, so that a batch of more items than allowed is refused without
+// being held in memory.
 func (s *Server) addRecords(w http.ResponseWriter, r *http.Request) {
 	rs, ok := s.recipesStore(w, r)
 	if !ok {
 		return
 	}
-	var b api.RecordBatch
-	if !decodeBody(w, r, maxRecordBytes, &b, ErrInvalidRecords) {
-		return
-	}
-	if n := len(b.Started) + len(b.Records); n > maxBatchItems {
-		writeError(w, r, http.StatusRequestEntityTooLarge, ErrInvalidRecords, fmt.Sprintf("a batch holds at most %d starts and records, this one %d", maxBatchItems, n))
-		return
-	}
-	for i := range b.Records {
-		if b.Records[i].ID == "" && b.Records[i].TraceValue != "" {
-			writeError(w, r, http.StatusBadRequest, ErrInvalidRecords, fmt.Sprintf("records[%d].id: required for a traced record", i))
-			return
+	b, err := decodeBatch(http.MaxBytesReader(w, r.Body, maxRecordBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			writeError(w, r, http.StatusRequestEntityTooLarge, httpapi.CodeTooLarge, fmt.Sprintf("a batch of records is at most %d bytes", maxRecordBytes))
+		case errors.Is(err, errTooManyItems):
+			writeError(w, r, http.StatusRequestEntityTooLarge, ErrInvalidRecords, err.Error())
+		default:
+			writeError(w, r, http.StatusBadRequest, ErrInvalidRecords, "invalid batch of records: "+err.Error())
 		}
+		return
+	}
+	if err := checkBatch(&b); err != nil {
+		writeError(w, r, http.StatusBadRequest, ErrInvalidRecords, "invalid batch of records: "+err.Error())
+		return
 	}
 	if err := rs.AppendRecords(r.Context(), auth.Namespace(r.Context()), b); err != nil {
 		s.storeError(w, r, "storing records", err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+var errTooManyItems = fmt.Errorf("a batch holds at most %d starts and records", maxBatchItems)
+
+// decodeBatch decodes {"started": [...], "records": [...]} strictly, stopping at the
+// maxBatchItems+1st item.
+func decodeBatch(body io.Reader) (api.RecordBatch, error) {
+	var b api.RecordBatch
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := expectDelim(dec, '{'); err != nil {
+		return b, err
+	}
+	items := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return b, err
+		}
+		switch key, _ := tok.(string); key {
+		case "started":
+			err = decodeItems(dec, "started", &b.Started, &items)
+		case "records":
+			err = decodeItems(dec, "records", &b.Records, &items)
+		default:
+			return b, fmt.Errorf("unknown field %q: a batch has started and records", key)
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return b, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return b, errors.New("data after the batch")
+	}
+	return b, nil
+}
+
+func decodeItems[T any](dec *json.Decoder, field string, out *[]T, items *int) error {
+	if err := expectDelim(dec, '['); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	for i := 0; dec.More(); i++ {
+		if *items++; *items > maxBatchItems {
+			return errTooManyItems
+		}
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+		*out = append(*out, v)
+	}
+	return expectDelim(dec, ']')
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q, found %v", want, tok)
+	}
+	return nil
+}
+
+// maxRecordField bounds every string of a start or record (paths included; sidecars cut longer
+// ones), so that a batch's size says what it costs to keep.
+const maxRecordField = 2048
+
+// checkBatch refuses traced records without id and fields past maxRecordField.
+func checkBatch(b *api.RecordBatch) error {
+	long := func(ss ...string) bool {
+		for _, s := range ss {
+			if len(s) > maxRecordField {
+				return true
+			}
+		}
+		return false
+	}
+	for i, st := range b.Started {
+		if long(st.ID, st.Src, st.Dst, st.RequestID, st.TraceKey, st.TraceValue) {
+			return fmt.Errorf("started[%d]: a field is longer than %d bytes", i, maxRecordField)
+		}
+	}
+	for i := range b.Records {
+		rc := &b.Records[i]
+		if rc.ID == "" && rc.TraceValue != "" {
+			return fmt.Errorf("records[%d].id: required for a traced record", i)
+		}
+		if long(rc.ID, rc.Src, rc.Dst, rc.Method, rc.Path, rc.Protocol, rc.RequestID, rc.UpstreamHost, rc.ResponseFlags, rc.TraceKey, rc.TraceValue) {
+			return fmt.Errorf("records[%d]: a field is longer than %d bytes", i, maxRecordField)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/internal/auth"
 	"github.com/a8fabric/a8/internal/controller"
+	"github.com/a8fabric/a8/internal/store"
+	"github.com/a8fabric/a8/internal/store/memory"
 )
 
 // recipeBody is Amalgam8's bookinfo recipe, as a8ctl recipe-run posts it.
@@ -288,5 +291,113 @@ func TestRecipes_Tenancy(t *testing.T) {
 	}
 	if r := e.do("GET", "/api/v1/recipes", nil); r.code != 401 {
 		t.Fatalf("no token: %s", r)
+	}
+}
+
+// A batch of records is decoded item by item: one of too many items is refused at the limit,
+// however small the items, and nothing of it is kept.
+func TestRecords_BatchLimits(t *testing.T) {
+	e := newMemoryEnv(t, nil)
+	var b strings.Builder
+	b.WriteString(`{"records":[`)
+	for i := range 200_000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("{}")
+	}
+	b.WriteString("]}")
+	r := e.do("POST", "/api/v1/records", b.String())
+	if id, desc := r.errorID(t); r.code != 413 || id != controller.ErrInvalidRecords || !strings.Contains(desc, "10000") {
+		t.Fatalf("200,000 empty records: %s", r)
+	}
+	long := strings.Repeat("x", 3000)
+	for _, tc := range []struct{ body, want string }{
+		{`{"records": [{"id": "1", "path": "` + long + `", "trace_value": "t"}]}`, "records[0]: a field is longer than 2048 bytes"},
+		{`{"started": [{"id": "1", "colour": "red"}]}`, `started[0]: json: unknown field "colour"`},
+		{`{"records": [], "extra": []}`, `unknown field "extra"`},
+		{`{"records": [{"trace_value": "t"}]}`, "records[0].id: required"},
+		{`{"records": {}}`, "records"},
+		{`{"records": []} {}`, "data after the batch"},
+	} {
+		r := e.do("POST", "/api/v1/records", tc.body)
+		if _, desc := r.errorID(t); r.code != 400 || !strings.Contains(desc, tc.want) {
+			t.Errorf("%.60s: %s, want 400 naming %q", tc.body, r, tc.want)
+		}
+	}
+}
+
+// A recipe's DELETE removes the rules the recipe made, not a user's rule that happens to carry
+// the same tag.
+func TestRecipes_DeleteOnlyItsRules(t *testing.T) {
+	e := newMemoryEnv(t, nil)
+	id := e.createRecipe(recipeBody(t, "", ""))
+	mine := fmt.Sprintf(`{"rules": [{"id": "mine", "destination": "ratings", "tags": [%q], "actions": [{"action": "trace", "log_key": "k", "log_value": "v"}]}]}`, id)
+	if r := e.do("POST", "/v1/rules", mine); r.code != 201 {
+		t.Fatal(r)
+	}
+	if r := e.do("DELETE", "/api/v1/recipes/"+id, nil); r.code != 200 {
+		t.Fatal(r)
+	}
+	if l := e.get("/v1/rules?tag=" + id); ids(l) != "mine" {
+		t.Fatalf("after DELETE: %s", ids(l))
+	}
+	// A tag alone is not a recipe.
+	if r := e.do("DELETE", "/api/v1/recipes/prod", nil); r.code != 404 {
+		t.Fatalf("DELETE of a recipe that never was: %s", r)
+	}
+}
+
+// Checks that would pass on records that arrived while requests are still in flight at the
+// deadline are inconclusive, not PASS.
+func TestRecipes_InFlightIsInconclusive(t *testing.T) {
+	e := newMemoryEnv(t, nil)
+	id := e.createRecipe(recipeBody(t, "", ""))
+	t0 := time.Now().UTC()
+	e.do("POST", "/api/v1/records", api.RecordBatch{
+		Started: []api.RecordStart{{ID: "lost", StartTime: t0, Src: "a:", Dst: "b:", TraceKey: api.RecipeTraceKey, TraceValue: id}},
+		Records: []api.Record{rec("1", id, "a:", "b:", 200, t0, time.Millisecond)},
+	})
+	r := e.do("POST", "/api/v1/recipes/"+id, `{"checklist": {"checks": [{"name": "http_status", "source": "a", "dest": "b", "status": 200}]}, "wait": "700ms"}`)
+	var res api.CheckResults
+	r.decode(t, &res)
+	if len(res.Results) != 1 || res.Results[0].Result || !strings.Contains(res.Results[0].ErrorMsg, "inconclusive") {
+		t.Fatalf("results: %s", r)
+	}
+}
+
+// A controller that shuts down while checks wait for records answers 503 rather than judging the
+// test on part of its records.
+func TestRecipes_DrainDuringChecks(t *testing.T) {
+	rulesStore, err := memory.NewRules("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipes := memory.NewRecipes(store.RecipesOptions{}, nil)
+	defer recipes.Close()
+	srv, err := controller.New(controller.Config{Store: rulesStore, Recipes: recipes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	e := &env{t: t, url: hs.URL, store: rulesStore}
+	id := e.createRecipe(recipeBody(t, "", ""))
+	e.do("POST", "/api/v1/records", api.RecordBatch{
+		Started: []api.RecordStart{{ID: "x", StartTime: time.Now(), Src: "a:", Dst: "b:", TraceKey: api.RecipeTraceKey, TraceValue: id}},
+	})
+	ch := make(chan reply, 1)
+	go func() {
+		ch <- e.do("POST", "/api/v1/recipes/"+id, `{"checklist": {"checks": [{"name": "num_requests", "source": "a", "dest": "b", "num_requests": 1}]}, "wait": "20s"}`)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	srv.Drain()
+	select {
+	case r := <-ch:
+		if id, _ := r.errorID(t); r.code != 503 || id != controller.ErrUnavailable || r.header.Get("Retry-After") == "" {
+			t.Fatalf("checks at shutdown: %s", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain did not end the wait")
 	}
 }

@@ -167,6 +167,20 @@ func Check(doc any, t reflect.Type, path string) error {
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
+// JoinPath joins two parts of a field path: "rules[0]" and "id" make "rules[0].id", "rules" and
+// "[0]" make "rules[0]"; an empty part is left out.
+func JoinPath(prefix, path string) string {
+	switch {
+	case prefix == "":
+		return path
+	case path == "":
+		return prefix
+	case strings.HasPrefix(path, "["):
+		return prefix + path
+	}
+	return prefix + "." + path
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/a8fabric/a8/api"
 )
@@ -55,14 +56,23 @@ type Deliverer struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu      sync.Mutex
-	starts  []api.RecordStart // pending, in order, interleaved with records by seq
-	recs    []api.Record
-	order   []bool // true: next pending item is a start, false: a record
-	stopped bool   // no more delivery (unsupported controller)
+	mu     sync.Mutex
+	queue  []item // pending items from head on, in order
+	head   int
+	paused time.Time // until then nothing is queued: the controller has no records API
 
 	delivered, dropped, failures atomic.Uint64
 }
+
+// item is a start or a record waiting for delivery.
+type item struct {
+	start *api.RecordStart
+	rec   *api.Record
+}
+
+// unsupportedPause is how long a deliverer stops after a controller said it has no records API,
+// before it tries again (a controller may be upgraded under a running sidecar).
+const unsupportedPause = time.Minute
 
 // NewDeliverer returns a deliverer; Run delivers.
 func NewDeliverer(opts DelivererOptions) *Deliverer {
@@ -96,32 +106,33 @@ func (d *Deliverer) Started(r *Record) {
 	if r.TraceValue == "" {
 		return
 	}
-	s := api.RecordStart{ID: r.ID, StartTime: r.StartTime, Src: r.Src, Dst: r.Dst, RequestID: r.RequestID,
+	s := &api.RecordStart{ID: r.ID, StartTime: r.StartTime, Src: r.Src, Dst: r.Dst, RequestID: r.RequestID,
 		TraceKey: r.TraceKey, TraceValue: r.TraceValue}
 	d.mu.Lock()
-	if !d.room() {
-		d.mu.Unlock()
+	defer d.mu.Unlock()
+	if !d.room(false) {
 		return
 	}
-	d.starts = append(d.starts, s)
-	d.order = append(d.order, true)
-	d.mu.Unlock()
+	d.queue = append(d.queue, item{start: s})
+	r.announced = true
 }
 
-// Ended queues the record of a traced request; records of untraced requests are ignored.
+// Ended queues the record of a traced request; records of untraced requests are ignored. The
+// record of a request whose start was queued is always taken, past the buffer's bound if need be
+// (by at most the requests in flight): the controller counts that request in flight until its
+// record arrives.
 func (d *Deliverer) Ended(r *Record) {
 	if r.TraceValue == "" {
 		return
 	}
 	rec := APIRecord(r)
 	d.mu.Lock()
-	if !d.room() {
+	if !d.room(r.announced) {
 		d.mu.Unlock()
 		return
 	}
-	d.recs = append(d.recs, rec)
-	d.order = append(d.order, false)
-	full := len(d.order) >= d.opts.BatchSize
+	d.queue = append(d.queue, item{rec: &rec})
+	full := len(d.queue)-d.head >= d.opts.BatchSize
 	d.mu.Unlock()
 	if full {
 		select {
@@ -131,9 +142,13 @@ func (d *Deliverer) Ended(r *Record) {
 	}
 }
 
-// room reports whether one more item fits, counting a drop when not. d.mu is held.
-func (d *Deliverer) room() bool {
-	if d.stopped || len(d.order) >= d.opts.Buffer {
+// room reports whether one more item is taken, counting a drop when not. d.mu is held.
+func (d *Deliverer) room(owed bool) bool {
+	if !d.paused.IsZero() && time.Now().Before(d.paused) {
+		d.dropped.Add(1)
+		return false
+	}
+	if len(d.queue)-d.head >= d.opts.Buffer && !owed {
 		d.dropped.Add(1)
 		return false
 	}
@@ -141,10 +156,27 @@ func (d *Deliverer) room() bool {
 }
 
 // APIRecord converts a record to its wire form.
+// Strings longer than maxField are cut: the controller refuses records with longer fields.
 func APIRecord(r *Record) api.Record {
 	return api.Record{ID: r.ID, StartTime: r.StartTime, RequestTime: r.RequestTime, UpstreamResponseTime: r.UpstreamResponseTime,
-		Status: r.Status, Src: r.Src, Dst: r.Dst, Method: r.Method, Path: r.Path, Protocol: r.Protocol, RequestID: r.RequestID,
-		UpstreamHost: r.UpstreamHost, ResponseFlags: r.ResponseFlags, Attempts: r.Attempts, TraceKey: r.TraceKey, TraceValue: r.TraceValue}
+		Status: r.Status, Src: cut(r.Src), Dst: cut(r.Dst), Method: cut(r.Method), Path: cut(r.Path), Protocol: cut(r.Protocol),
+		RequestID: cut(r.RequestID), UpstreamHost: cut(r.UpstreamHost), ResponseFlags: r.ResponseFlags, Attempts: r.Attempts,
+		TraceKey: cut(r.TraceKey), TraceValue: cut(r.TraceValue)}
+}
+
+// maxField is the longest string a delivered record carries (the controller takes up to 2048
+// bytes).
+const maxField = 1024
+
+func cut(s string) string {
+	if len(s) <= maxField {
+		return s
+	}
+	i := maxField
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // Delivered, Dropped and Failures count starts and records delivered, starts and records dropped
@@ -157,39 +189,48 @@ func (d *Deliverer) Failures() uint64  { return d.failures.Load() }
 func (d *Deliverer) Queued() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.order)
+	return len(d.queue) - d.head
 }
 
 // batch returns up to BatchSize of the oldest pending items, without removing them.
 func (d *Deliverer) batch() (api.RecordBatch, int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := min(len(d.order), d.opts.BatchSize)
+	n := min(len(d.queue)-d.head, d.opts.BatchSize)
 	var b api.RecordBatch
-	ns := 0
-	for _, isStart := range d.order[:n] {
-		if isStart {
-			ns++
+	for _, it := range d.queue[d.head : d.head+n] {
+		if it.start != nil {
+			b.Started = append(b.Started, *it.start)
+		} else {
+			b.Records = append(b.Records, *it.rec)
 		}
 	}
-	b.Started = append(b.Started, d.starts[:ns]...)
-	b.Records = append(b.Records, d.recs[:n-ns]...)
 	return b, n
 }
 
-// drop removes the n oldest pending items (a batch just delivered or refused).
+// drop removes the n oldest pending items (a batch just delivered or refused). The queue is
+// compacted once its delivered head is the larger part, so that dropping costs O(1) amortised.
 func (d *Deliverer) drop(n int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ns := 0
-	for _, isStart := range d.order[:n] {
-		if isStart {
-			ns++
-		}
+	clear(d.queue[d.head : d.head+n])
+	d.head += n
+	if d.head == len(d.queue) {
+		d.queue, d.head = d.queue[:0], 0
+	} else if d.head > len(d.queue)/2 {
+		rest := copy(d.queue, d.queue[d.head:])
+		clear(d.queue[rest:])
+		d.queue, d.head = d.queue[:rest], 0
 	}
-	d.starts = append(d.starts[:0:0], d.starts[ns:]...)
-	d.recs = append(d.recs[:0:0], d.recs[n-ns:]...)
-	d.order = append(d.order[:0:0], d.order[n:]...)
+}
+
+// clearQueue drops everything queued, counting it.
+func (d *Deliverer) clearQueue() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dropped.Add(uint64(len(d.queue) - d.head))
+	clear(d.queue)
+	d.queue, d.head = d.queue[:0], 0
 }
 
 // Run delivers until ctx ends, then makes one last attempt (bounded by Timeout) to deliver what is
@@ -240,13 +281,13 @@ func (d *Deliverer) Run(ctx context.Context) {
 				d.drop(n)
 				d.dropped.Add(uint64(n))
 				if perm.Unsupported {
-					d.log.Warn("the controller has no records API (an Amalgam8 controller?): request records of traced requests stay in this sidecar only", "error", err)
+					d.log.Warn("the controller has no records API (an Amalgam8 controller?): request records of traced requests stay in this sidecar; trying again in a minute", "error", err)
 					d.mu.Lock()
-					d.stopped = true
-					d.dropped.Add(uint64(len(d.order)))
-					d.starts, d.recs, d.order = nil, nil, nil
+					d.paused = time.Now().Add(unsupportedPause)
 					d.mu.Unlock()
-					return
+					d.clearQueue()
+					backoff = unsupportedPause
+					break
 				}
 				d.log.Error("the controller refused request records; dropped them", "records", n, "error", err)
 				continue

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/a8fabric/a8/api"
 )
@@ -169,24 +171,52 @@ func TestDeliverer_PermanentErrors(t *testing.T) {
 			t.Fatalf("dropped %d, want the refused batch of 2", d.Dropped())
 		}
 	})
-	t.Run("no records API stops delivery", func(t *testing.T) {
+	t.Run("no records API pauses delivery", func(t *testing.T) {
 		s := &sink{fail: func() error { return &PermanentError{Err: errors.New("404"), Unsupported: true} }}
 		d := NewDeliverer(DelivererOptions{Send: s.send, Interval: time.Millisecond})
 		d.Ended(traced(1))
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan struct{})
-		go func() { d.Run(ctx); close(done) }()
-		select {
-		case <-done: // Run returned by itself
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run kept going against a controller without a records API")
-		}
 		d.Ended(traced(2))
-		if d.Dropped() != 2 || d.Queued() != 0 {
-			t.Fatalf("dropped %d queued %d", d.Dropped(), d.Queued())
+		run(t, d)
+		waitFor(t, "the queue to be dropped", func() bool { return d.Dropped() == 2 && d.Queued() == 0 })
+		d.Ended(traced(3)) // paused: dropped at once rather than queued for a controller without the API
+		if d.Dropped() != 3 || d.Queued() != 0 {
+			t.Fatalf("while paused: dropped %d queued %d", d.Dropped(), d.Queued())
 		}
 	})
+}
+
+// The record of a request whose start was queued is taken even with the buffer full: otherwise the
+// controller would count the request in flight for ever.
+func TestDeliverer_RecordOfAnnouncedStartIsKept(t *testing.T) {
+	block := make(chan struct{})
+	s := &sink{fail: func() error { <-block; return nil }}
+	d := NewDeliverer(DelivererOptions{Send: s.send, Buffer: 2, Interval: time.Hour})
+	a, b, c := traced(1), traced(2), traced(3)
+	d.Started(a)
+	d.Started(b)
+	d.Started(c) // no room: dropped, not announced
+	d.Ended(a)
+	d.Ended(b)
+	d.Ended(c) // its start was dropped: no room, dropped too
+	if d.Queued() != 4 || d.Dropped() != 2 {
+		t.Fatalf("queued %d dropped %d, want 4 and 2", d.Queued(), d.Dropped())
+	}
+	close(block)
+	stop := run(t, d)
+	stop()
+	st, rc := s.counts()
+	if st != 2 || rc != 2 {
+		t.Fatalf("delivered %d starts and %d records, want each announced request's start and record", st, rc)
+	}
+}
+
+func TestDeliverer_CutsLongFields(t *testing.T) {
+	r := traced(1)
+	r.Path = "/" + strings.Repeat("é", 2000)
+	got := APIRecord(r)
+	if len(got.Path) > 1024 || !utf8.ValidString(got.Path) || !strings.HasPrefix(r.Path, got.Path) {
+		t.Fatalf("cut path: %d bytes, valid %v", len(got.Path), utf8.ValidString(got.Path))
+	}
 }
 
 func TestDeliverer_FlushesAtStop(t *testing.T) {

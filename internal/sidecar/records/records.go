@@ -35,6 +35,8 @@ type Record struct {
 	UserAgent            string    `json:"user_agent"`
 	TraceKey             string    `json:"-"` // the trace action's log_key: the record carries TraceKey: TraceValue
 	TraceValue           string    `json:"-"`
+
+	announced bool // its start was queued for delivery (see Deliverer)
 }
 
 // MarshalJSON writes the record with the trace action's key and value as a field of its own, as

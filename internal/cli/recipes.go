@@ -49,7 +49,9 @@ regular expression -p ("*": any value), and have the sidecars record them. Then,
 The files are JSON or YAML, as in examples/recipes; all of them are checked before anything is
 sent. Progress goes to stderr, the results alone to stdout. a8ctl exits 0 when every check passed
 and 1 when one failed, or when the run failed; a run that fails or is interrupted (Ctrl-C) after
-the recipe started still deletes it.
+the recipe started still deletes it. The recipe's id is printed as soon as the controller
+created it; a Ctrl-C while it is being created waits for the controller's answer (at most
+--timeout), so that the recipe is deleted, not left behind.
 
 Without -c the recipe is left running, as Amalgam8's a8ctl left it: its faults apply to test
 requests until you remove its rules with a8ctl rule-delete -t <recipe id>.`
@@ -110,7 +112,7 @@ func (rr *recipeRun) run(ctx context.Context, e *env, args []string) error {
 	if rr.wait < 0 {
 		return usagef("-w must not be negative, got %v", rr.wait)
 	}
-	req, checks, err := rr.load()
+	req, checks, nrules, err := rr.load()
 	if err != nil {
 		return err
 	}
@@ -118,17 +120,26 @@ func (rr *recipeRun) run(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, err := ctl.CreateRecipe(ctx, req)
+	// Ctrl-C does not cancel the creation: a recipe the controller created but whose id a8ctl never
+	// read would go on faulting test requests, and nobody would know its id. The request is bounded
+	// by --timeout; once it is answered, the id is printed at once, and an interrupted run deletes
+	// the recipe.
+	id, err := ctl.CreateRecipe(context.WithoutCancel(ctx), req)
 	if err != nil {
 		return e.ctlErr("starting the recipe", err)
 	}
-	if checks == nil {
+	rr.started(e, id, nrules, req)
+	switch {
+	case ctx.Err() != nil:
+		// Interrupted while the recipe was created: it is deleted, with checks or without.
+		err = ctx.Err()
+	case checks == nil:
 		// Amalgam8's a8ctl left a recipe without checks running; so does a8ctl.
-		serr := rr.started(ctx, e, ctl, id)
 		rr.leftRunning(e, id)
-		return serr
+		return nil
+	default:
+		err = rr.test(ctx, e, id, checks.Checks)
 	}
-	err = rr.test(ctx, e, ctl, id, checks.Checks)
 	if derr := deleteRecipe(ctx, e, ctl, id); derr != nil {
 		if err == nil {
 			return derr
@@ -139,37 +150,37 @@ func (rr *recipeRun) run(ctx context.Context, e *env, args []string) error {
 }
 
 // load reads the files and checks the recipe as the controller will, so that a mistake is
-// reported, with its file and field path, before anything is sent. checks is nil without -c.
-func (rr *recipeRun) load() (api.RecipeRequest, *api.Checklist, error) {
-	var req api.RecipeRequest
+// reported, with its file and field path, before anything is sent. checks is nil without -c;
+// rules is the number of rules the controller makes of the recipe (the same translation).
+func (rr *recipeRun) load() (req api.RecipeRequest, checks *api.Checklist, rules int, err error) {
 	topology, err := readRecipeFile("topology", rr.topology, resilience.DecodeTopology)
 	if err != nil {
-		return req, nil, err
+		return req, nil, 0, err
 	}
 	scenarios, err := readRecipeFile("scenarios", rr.scenarios, resilience.DecodeScenarios)
 	if err != nil {
-		return req, nil, err
+		return req, nil, 0, err
 	}
-	var checks *api.Checklist
 	if rr.checks != "" {
 		l, err := readRecipeFile("checks", rr.checks, resilience.DecodeChecklist)
 		if err != nil {
-			return req, nil, err
+			return req, nil, 0, err
 		}
 		checks = &l
 	}
 	if rr.script != "" {
 		if fi, err := os.Stat(rr.script); err != nil {
-			return req, nil, fmt.Errorf("the load script (-r): %w", err)
+			return req, nil, 0, fmt.Errorf("the load script (-r): %w", err)
 		} else if fi.IsDir() {
-			return req, nil, fmt.Errorf("the load script (-r) %s is a directory: give a shell script", rr.script)
+			return req, nil, 0, fmt.Errorf("the load script (-r) %s is a directory: give a shell script", rr.script)
 		}
 	}
 	req = api.RecipeRequest{Topology: topology, Scenarios: scenarios, Header: rr.header, HeaderPattern: rr.pattern}
-	if _, err := resilience.Rules("check", req); err != nil {
-		return req, nil, rr.recipeProblems(err)
+	rs, err := resilience.Rules("check", req)
+	if err != nil {
+		return req, nil, 0, rr.recipeProblems(err)
 	}
-	return req, checks, nil
+	return req, checks, len(rs), nil
 }
 
 // readRecipeFile reads one of recipe-run's files (what: "topology", "scenarios" or "checks") and
@@ -236,16 +247,15 @@ func listProblems(ps []resilience.Problem, describe func(resilience.Problem) str
 	return b.String()
 }
 
-// started says that the recipe runs, with its number of rules, header and pattern as the
-// controller stored them.
-func (rr *recipeRun) started(ctx context.Context, e *env, ctl *client.Controller, id string) error {
-	rc, err := ctl.Recipe(ctx, id)
-	if err != nil {
-		return e.ctlErr("reading recipe "+id+" back", err)
-	}
+// started says, as soon as the controller answered the creation, that the recipe runs: its id,
+// its number of rules (rules, from the translation load checked the recipe with, which the
+// controller makes too), and its header and pattern with the controller's defaults. It needs no
+// other request, so that a run interrupted or failing right after the creation has printed the
+// id of the recipe it deletes (or, should the deletion fail, leaves behind).
+func (rr *recipeRun) started(e *env, id string, rules int, req api.RecipeRequest) {
+	req = req.WithDefaults()
 	fmt.Fprintf(e.stderr, "Recipe %s started: %s tagged %s (header %s, pattern %s)\n",
-		id, countOf(len(rc.RuleIDs), "rule", "rules"), id, rc.Header, rc.HeaderPattern)
-	return nil
+		id, countOf(rules, "rule", "rules"), id, req.Header, req.HeaderPattern)
 }
 
 // leftRunning prints, for a recipe without checks, that it runs and how to end it: Amalgam8's
@@ -263,10 +273,7 @@ func (rr *recipeRun) leftRunning(e *env, id string) {
 
 // test runs the test of a started recipe: the load (script or Enter), the checks, the results.
 // It fails when a check failed, after printing the results.
-func (rr *recipeRun) test(ctx context.Context, e *env, ctl *client.Controller, id string, checks []api.Check) error {
-	if err := rr.started(ctx, e, ctl, id); err != nil {
-		return err
-	}
+func (rr *recipeRun) test(ctx context.Context, e *env, id string, checks []api.Check) error {
 	switch {
 	case rr.script != "":
 		if err := rr.runLoadScript(ctx, e, id); err != nil {

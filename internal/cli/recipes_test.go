@@ -184,7 +184,6 @@ const passingTable = `+-----------------------+------------------------+--------
 
 func TestRecipeRunChecks(t *testing.T) {
 	t.Parallel()
-	f := newFabric(t, nil)
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "marker")
 	script := writeFile(t, dir, "load.sh", fmt.Sprintf("echo \"load for $A8_RECIPE_ID with $A8_RECIPE_HEADER=$A8_RECIPE_PATTERN\"\necho ran > '%s'\n", marker))
@@ -289,6 +288,7 @@ func TestRecipeRunChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			f := newFabric(t, nil) // of this run alone: a recipe a failed run left behind cannot mislead the next
 			os.Remove(marker)
 			ctx, cancel := context.WithTimeout(context.Background(), recipeTestTimeout)
 			defer cancel()
@@ -364,60 +364,74 @@ func startedID(t *testing.T, r result) string {
 	return m[1]
 }
 
-// TestRecipeRunFailures checks that a run that fails, or is interrupted, after the recipe started
-// still deletes it, and says why it failed.
+// readHook is a reader that calls hook each time it is read, before reading.
+type readHook struct {
+	r    io.Reader
+	hook func()
+}
+
+func (h readHook) Read(p []byte) (int, error) {
+	h.hook()
+	return h.r.Read(p)
+}
+
+// Where TestRecipeRunFailures interrupts a run (Ctrl-C): each point is signalled by the run
+// itself, so that the interrupt comes there and nowhere else, however slow the machine.
+const (
+	atCreate = "create" // when the creation of the recipe reaches the controller
+	atPrompt = "prompt" // when a8ctl reads stdin, waiting for Enter
+	inScript = "script" // when the load script has started sending
+	atCheck  = "check"  // when the checks reach the controller
+)
+
+// TestRecipeRunFailures checks that a run that fails, or is interrupted, after the recipe was
+// created still deletes it, and says which recipe and why it failed.
+//
+// Each run has a fabric of its own: nothing of one run can reach another, neither a recipe a
+// failed run left behind nor a request of an interrupted run that the server handles late, after
+// that run ended (a check request once took the "refuse the next checks" token of the run after).
 func TestRecipeRunFailures(t *testing.T) {
 	t.Parallel()
-	// The controller refuses the checks of one recipe run: the sidecar's header asks it to.
-	refuseChecks := make(chan struct{}, 1)
-	f := newWrappedFabric(t, nil, func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/recipes/") {
-				select {
-				case <-refuseChecks:
-					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(http.StatusServiceUnavailable)
-					io.WriteString(w, `{"error":"error_internal","description":"the records store is away"}`)
-					return
-				default:
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
 	dir := t.TempDir()
 	failing := writeFile(t, dir, "failing.sh", "echo 'no load today' >&2\nexit 3\n")
 	sending := filepath.Join(dir, "sending")
 	slow := writeFile(t, dir, "slow.sh", fmt.Sprintf("echo sending > '%s'\nexec sleep 30\n", sending))
-	recipe := []string{"-t", bookinfoTopo, "-s", bookinfoGremlin, "-c", bookinfoChecks, "-w", "10s"}
+	withChecks := func(args ...string) []string { return append([]string{"-c", bookinfoChecks}, args...) }
+	const started = "Recipe %[1]s started: 4 rules tagged %[1]s (header X-Request-ID, pattern *)\n"
 
 	tests := []struct {
 		name      string
-		args      []string
+		args      []string // after -t, -s and -w 10s
 		stdin     string
-		interrupt bool   // Ctrl-C once the recipe runs
-		awaitFile string // and, if set, this file exists
+		interrupt string // where the run is interrupted (Ctrl-C), if anywhere
 		refuse    bool   // the controller refuses the checks
 		stderr    []string
 		not       []string
 	}{
-		{name: "load script fails", args: []string{"-r", failing},
-			stderr: []string{"Running the load script " + failing + "...\n", "no load today\n", "Recipe %[1]s deleted, with its rules and records\n",
+		{name: "load script fails", args: withChecks("-r", failing),
+			stderr: []string{started, "Running the load script " + failing + "...\n", "no load today\n", "Recipe %[1]s deleted, with its rules and records\n",
 				"a8ctl recipe-run: the load script " + failing + " failed (exit status 3), so the checks were not run"},
 			not: []string{"Waiting up to"}},
-		{name: "stdin ends before Enter", stdin: "",
-			stderr: []string{"press Enter key", "Recipe %[1]s deleted",
+		{name: "stdin ends before Enter", args: withChecks(), stdin: "",
+			stderr: []string{started, "press Enter key", "Recipe %[1]s deleted",
 				"a8ctl recipe-run: stdin ended before Enter was pressed, so the checks were not run: add -f to check without waiting for Enter, or -r to run a load script\n"},
 			not: []string{"Waiting up to"}},
-		{name: "Ctrl-C at the prompt", interrupt: true,
-			stderr: []string{"Recipe %[1]s deleted", "a8ctl recipe-run: interrupted\n"}},
-		{name: "Ctrl-C in the load script", args: []string{"-r", slow}, interrupt: true, awaitFile: sending,
-			stderr: []string{"Running the load script " + slow + "...\n", "Recipe %[1]s deleted", "a8ctl recipe-run: interrupted\n"},
+		{name: "Ctrl-C while creating", args: withChecks("-f"), interrupt: atCreate,
+			stderr: []string{started, "Recipe %[1]s deleted, with its rules and records\n", "a8ctl recipe-run: interrupted\n"},
 			not:    []string{"Waiting up to"}},
-		{name: "Ctrl-C while checking", args: []string{"-f"}, interrupt: true,
-			stderr: []string{"Recipe %[1]s deleted", "a8ctl recipe-run: interrupted\n"}},
-		{name: "checks refused", args: []string{"-f"}, refuse: true,
-			stderr: []string{"Waiting up to 10s", "Recipe %[1]s deleted",
+		{name: "Ctrl-C while creating, without checks", interrupt: atCreate,
+			stderr: []string{started, "Recipe %[1]s deleted, with its rules and records\n", "a8ctl recipe-run: interrupted\n"},
+			not:    []string{"Recipe created but not verified"}},
+		{name: "Ctrl-C at the prompt", args: withChecks(), interrupt: atPrompt,
+			stderr: []string{started, "press Enter key to continue to validation phase\n", "Recipe %[1]s deleted", "a8ctl recipe-run: interrupted\n"},
+			not:    []string{"Waiting up to"}},
+		{name: "Ctrl-C in the load script", args: withChecks("-r", slow), interrupt: inScript,
+			stderr: []string{started, "Running the load script " + slow + "...\n", "Recipe %[1]s deleted", "a8ctl recipe-run: interrupted\n"},
+			not:    []string{"Waiting up to"}},
+		{name: "Ctrl-C while checking", args: withChecks("-f"), interrupt: atCheck,
+			stderr: []string{started, "Waiting up to 10s", "Recipe %[1]s deleted", "a8ctl recipe-run: interrupted\n"}},
+		{name: "checks refused", args: withChecks("-f"), refuse: true,
+			stderr: []string{started, "Waiting up to 10s", "Recipe %[1]s deleted",
 				"a8ctl recipe-run: checking recipe %[1]s: the controller answered 503 (error_internal): the records store is away\n"}},
 	}
 	for _, tt := range tests {
@@ -426,33 +440,45 @@ func TestRecipeRunFailures(t *testing.T) {
 			defer cancel()
 			runCtx, interrupt := context.WithCancel(ctx)
 			defer interrupt()
+			f := newWrappedFabric(t, nil, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					create := r.Method == http.MethodPost && r.URL.Path == "/api/v1/recipes"
+					check := r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/recipes/")
+					switch {
+					case create && tt.interrupt == atCreate, check && tt.interrupt == atCheck:
+						interrupt()
+					case check && tt.refuse:
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(http.StatusServiceUnavailable)
+						io.WriteString(w, `{"error":"error_internal","description":"the records store is away"}`)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
 			var stdin io.Reader = strings.NewReader(tt.stdin)
-			if tt.interrupt {
+			if tt.interrupt != "" {
 				pr, pw := io.Pipe() // nothing is ever typed
 				defer pw.Close()
 				stdin = pr
+				if tt.interrupt == atPrompt {
+					stdin = readHook{r: pr, hook: interrupt}
+				}
 			}
-			if tt.refuse {
-				refuseChecks <- struct{}{}
-			}
-			// Ctrl-C once the recipe runs (the runs that end by themselves may end before a
-			// sidecar could see their recipe).
-			done := make(chan sidecarRun, 1)
-			done <- sidecarRun{}
-			var seen <-chan sidecarRun = done
-			if tt.interrupt {
-				seen = f.sidecars(ctx, nil, func() {
-					if tt.awaitFile != "" {
-						awaitFile(ctx, tt.awaitFile)
-					}
+			watched := make(chan struct{})
+			if tt.interrupt == inScript {
+				os.Remove(sending)
+				go func() {
+					defer close(watched)
+					awaitFile(runCtx, sending)
 					interrupt()
-				})
+				}()
+			} else {
+				close(watched)
 			}
-			r := f.runRecipe(runCtx, stdin, append(recipe, tt.args...)...)
+			r := f.runRecipe(runCtx, stdin, append([]string{"-t", bookinfoTopo, "-s", bookinfoGremlin, "-w", "10s"}, tt.args...)...)
 			cancel()
-			if sc := <-seen; sc.err != nil {
-				t.Fatalf("sidecars: %v\n%v", sc.err, r)
-			}
+			<-watched
 			id := startedID(t, r)
 			if r.code != ExitFailure || r.stdout != "" {
 				t.Fatalf("want exit 1 and no stdout: %v", r)

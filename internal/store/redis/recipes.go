@@ -1,12 +1,10 @@
 package redis
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -23,11 +21,15 @@ const MaxTraceGroups = 1000
 // Recipes is the Redis store.Recipes. Per namespace (ns, ids and trace values escaped with KeyPart;
 // the {ns} hash tag puts a namespace's keys in one cluster slot, so a script may touch several):
 //
-//	<prefix>:recipes:{ns}:recipe:<id>             string  recipe JSON; PX Retention from its creation
-//	<prefix>:recipes:{ns}:recipes                 set     escaped ids of the recipes; ids whose key has
-//	                                                      expired are removed by the next create or list;
-//	                                                      PEXPIRE Retention on every create
+//	<prefix>:recipes:{ns}:recipe:<id>             string  recipe JSON; no expiry: kept until deleted
+//	<prefix>:recipes:{ns}:recipes                 set     escaped ids of the recipes, at most MaxRecipes;
+//	                                                      no expiry; ids whose key is gone (evicted by
+//	                                                      maxmemory) are removed by the next create or list
 //	<prefix>:recipes:{ns}:trace:<trace>:records   list    record JSON, oldest first; LTRIM to MaxRecords
+//	<prefix>:recipes:{ns}:trace:<trace>:ids       zset    id -> arrival number of each record in records
+//	                                                      (1 for the first record ever kept); trimmed
+//	                                                      with records: the arrival numbers up to
+//	                                                      dropped are those of the trimmed records
 //	<prefix>:recipes:{ns}:trace:<trace>:inflight  zset    id -> arrival number of a start whose record
 //	                                                      has not arrived; at most MaxRecords (the
 //	                                                      oldest are removed)
@@ -35,18 +37,30 @@ const MaxTraceGroups = 1000
 //	                                                      last arrival number of a start)
 //	<prefix>:recipes:{ns}:traces                  zset    escaped trace -> order of its last change;
 //	                                                      beyond MaxTraceGroups members the lowest is
-//	                                                      popped and its three keys deleted
+//	                                                      popped and its four keys deleted
 //
-// Every append PEXPIREs the three keys of each trace it touches, and the traces zset, to
-// Retention: a group is gone when nothing was added to it for Retention, by Redis's own expiry. An
-// append is one Lua script per batch (one round trip, atomic for every trace of the batch); reads
-// are one MULTI/EXEC. Nothing here needs the replicas' clocks. Within a batch, each trace's starts
-// are added before its records remove their ids from flight, so a request that began and ended
-// within one batch is not left in flight; a start delivered in a later batch than its record stays
-// in flight until the bound drops it or its group expires.
+// Recipes never expire; CreateRecipe refuses one more than MaxRecipes with store.ErrCapacity.
+// Every append that adds something to a trace group PEXPIREs its four keys, and the traces zset,
+// to Retention: a group is gone when nothing was added to it for Retention, by Redis's own
+// expiry. An append is one Lua script per batch (one round trip, atomic for every trace of the
+// batch); reads are one MULTI/EXEC. Nothing here needs the replicas' clocks.
+//
+// The script skips a record whose id is in the group's ids zset (or came earlier in the batch),
+// and a start whose id is in ids, in flight already, or among the batch's records; a group the
+// batch adds nothing to is not written at all. Within a batch, each trace's starts are added
+// before its records remove their ids from flight, so a request that began and ended within one
+// batch is not left in flight; a start delivered after its record was trimmed (sidecars deliver in
+// order, so only a misbehaving one does that) stays in flight until the bound drops it or its
+// group expires.
 //
 // The in-flight set is a sorted set rather than a hash of start JSON: nothing reads the starts
 // back, and the arrival order is what bounding it by dropping the oldest needs.
+//
+// Memory: store.RecipesOptions.MaxBytes is not enforced here. Redis's own maxmemory (and its
+// maxmemory-policy) governs how much the records take; with the default noeviction policy, an
+// append Redis has no memory for fails, and the sidecar retries it later. Set maxmemory on a
+// Redis that holds records: at the defaults (MaxTraceGroups groups of MaxRecords records per
+// namespace) a namespace may ask for tens of GB.
 type Recipes struct {
 	client goredis.UniversalClient
 	prefix string
@@ -79,27 +93,32 @@ func (s *Recipes) recipeBase(ns string) string { return s.base(ns) + "recipe:" }
 func (s *Recipes) indexKey(ns string) string   { return s.base(ns) + "recipes" }
 func (s *Recipes) tracesKey(ns string) string  { return s.base(ns) + "traces" }
 
-// traceBase is the prefix of ns's trace group keys; the escaped trace and ":records", ":inflight"
-// or ":meta" complete it.
+// traceBase is the prefix of ns's trace group keys; the escaped trace and ":records", ":inflight",
+// ":meta" or ":ids" complete it.
 func (s *Recipes) traceBase(ns string) string { return s.base(ns) + "trace:" }
 
-// traceKeys are the records, inflight and meta keys of a trace group.
+// traceKeys are the records, inflight, meta and ids keys of a trace group.
 func (s *Recipes) traceKeys(ns, trace string) []string {
 	b := s.traceBase(ns) + KeyPart(trace)
-	return []string{b + ":records", b + ":inflight", b + ":meta"}
+	return []string{b + ":records", b + ":inflight", b + ":meta", b + ":ids"}
 }
 
 func (s *Recipes) retentionMS() int64 { return max(s.opts.Retention.Milliseconds(), 1) }
 
-// KEYS: recipe key, index; ARGV: doc, retention ms, escaped id, recipe key prefix
+// KEYS: recipe key, index; ARGV: doc, escaped id, recipe key prefix, max recipes
+// Returns {0} when created, {1} when the id is taken, {2, n} when n recipes are there already.
+// (PERSIST: an index written by a version whose recipes expired may still carry a TTL.)
 var createRecipeScript = goredis.NewScript(`
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[4] .. m) == 0 then redis.call('SREM', KEYS[2], m) end
+  if redis.call('EXISTS', ARGV[3] .. m) == 0 then redis.call('SREM', KEYS[2], m) end
 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
+if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
+local n = redis.call('SCARD', KEYS[2])
+if n >= tonumber(ARGV[4]) then return {2, n} end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('PERSIST', KEYS[2])
+return {0}
 `)
 
 // KEYS: index; ARGV: recipe key prefix
@@ -112,69 +131,95 @@ end
 return docs
 `)
 
-// KEYS: recipe key, index, records, inflight, meta, traces; ARGV: escaped id
+// KEYS: recipe key, index, records, inflight, meta, ids, traces; ARGV: escaped id
 var deleteRecipeScript = goredis.NewScript(`
-local n = redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
+local n = redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
 return n
 `)
 
-// KEYS: traces, then records, inflight, meta of each trace of the batch
+// KEYS: traces, then records, inflight, meta, ids of each trace of the batch
 // ARGV: max records, retention ms, max groups, trace key prefix, then per trace: escaped trace,
 // number of starts s, number of records r, s start ids, r record ids, r record docs
 var appendScript = goredis.NewScript(`
 local maxRec, ttl, maxGroups, base = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local function chunked(cmd, key, from, to, pre)
+-- cmd key list[1..#list], in calls of at most 1000 list members; returns the last reply
+local function chunked(cmd, key, list)
   local last
-  for i = from, to, 1000 do
-    local args = {}
-    if pre then args[1] = pre end
-    for j = i, math.min(i + 999, to) do args[#args + 1] = ARGV[j] end
-    last = redis.call(cmd, key, unpack(args))
+  for i = 1, #list, 1000 do
+    last = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
   end
   return last
+end
+-- ZADD key NX with scores from + 1, from + 2, ... for the members of list
+local function zaddSeq(key, from, list)
+  for i = 1, #list, 500 do
+    local args = {'NX'}
+    for j = i, math.min(i + 499, #list) do
+      args[#args + 1] = string.format('%d', from + j)
+      args[#args + 1] = list[j]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
 end
 local a, k = 5, 2
 while a <= #ARGV do
   local member, nst, nr = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local rk, fk, mk = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  a, k = a + 3, k + 3
-  if nst > 0 then
-    local seq = redis.call('HINCRBY', mk, 'seq', nst) - nst
-    for i = 0, nst - 1, 500 do
-      local args = {'NX'}
-      for j = i, math.min(i + 499, nst - 1) do
-        args[#args + 1] = string.format('%d', seq + j + 1)
-        args[#args + 1] = ARGV[a + j]
+  local rk, fk, mk, ik = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local s0, r0 = a + 3, a + 3 + nst -- the first start id, the first record id (its doc: r0 + nr)
+  a, k = r0 + 2 * nr, k + 4
+  -- The records not kept yet, each once.
+  local inBatch, ids, docs = {}, {}, {}
+  for i = 0, nr - 1 do
+    local id = ARGV[r0 + i]
+    if not inBatch[id] then
+      inBatch[id] = true
+      if not redis.call('ZSCORE', ik, id) then
+        ids[#ids + 1], docs[#docs + 1] = id, ARGV[r0 + nr + i]
       end
-      redis.call('ZADD', fk, unpack(args))
     end
-    a = a + nst
   end
-  if nr > 0 then
-    chunked('ZREM', fk, a, a + nr - 1)
-    local n = chunked('RPUSH', rk, a + nr, a + 2 * nr - 1)
-    if n > maxRec then
-      redis.call('LTRIM', rk, n - maxRec, -1)
-      redis.call('HINCRBY', mk, 'dropped', n - maxRec)
+  -- The starts of requests neither in flight nor recorded (kept, or in this batch), each once.
+  local starts = {}
+  for i = 0, nst - 1 do
+    local id = ARGV[s0 + i]
+    if not inBatch[id] then
+      inBatch[id] = true
+      if not redis.call('ZSCORE', fk, id) and not redis.call('ZSCORE', ik, id) then starts[#starts + 1] = id end
     end
-    a = a + 2 * nr
   end
-  local nf = redis.call('ZCARD', fk)
-  if nf > maxRec then redis.call('ZREMRANGEBYRANK', fk, 0, nf - maxRec - 1) end
-  redis.call('HINCRBY', mk, 'changes', 1)
-  redis.call('PEXPIRE', rk, ttl)
-  redis.call('PEXPIRE', fk, ttl)
-  redis.call('PEXPIRE', mk, ttl)
-  local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  redis.call('ZADD', KEYS[1], string.format('%d', (tonumber(top[2]) or 0) + 1), member)
+  if #ids > 0 or #starts > 0 then
+    if #starts > 0 then
+      zaddSeq(fk, redis.call('HINCRBY', mk, 'seq', #starts) - #starts, starts)
+      local nf = redis.call('ZCARD', fk)
+      if nf > maxRec then redis.call('ZREMRANGEBYRANK', fk, 0, nf - maxRec - 1) end
+    end
+    if #ids > 0 then
+      chunked('ZREM', fk, ids)
+      -- The arrival number of the last record kept: dropped + the length of records.
+      zaddSeq(ik, (tonumber(redis.call('HGET', mk, 'dropped')) or 0) + redis.call('LLEN', rk), ids)
+      local n = chunked('RPUSH', rk, docs)
+      if n > maxRec then
+        redis.call('LTRIM', rk, n - maxRec, -1)
+        local dropped = redis.call('HINCRBY', mk, 'dropped', n - maxRec)
+        redis.call('ZREMRANGEBYSCORE', ik, '-inf', dropped)
+      end
+    end
+    redis.call('HINCRBY', mk, 'changes', 1)
+    redis.call('PEXPIRE', rk, ttl)
+    redis.call('PEXPIRE', fk, ttl)
+    redis.call('PEXPIRE', mk, ttl)
+    redis.call('PEXPIRE', ik, ttl)
+    local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    redis.call('ZADD', KEYS[1], string.format('%d', (tonumber(top[2]) or 0) + 1), member)
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
 end
 while redis.call('ZCARD', KEYS[1]) > maxGroups do
   local m = redis.call('ZPOPMIN', KEYS[1])[1]
-  redis.call('DEL', base .. m .. ':records', base .. m .. ':inflight', base .. m .. ':meta')
+  redis.call('DEL', base .. m .. ':records', base .. m .. ':inflight', base .. m .. ':meta', base .. m .. ':ids')
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `)
 
@@ -188,15 +233,20 @@ func (s *Recipes) CreateRecipe(ctx context.Context, ns string, r store.Recipe) e
 		return fmt.Errorf("encode recipe %q: %w", r.ID, err)
 	}
 	id := KeyPart(r.ID)
-	created, err := createRecipeScript.Run(ctx, s.client, []string{s.recipeBase(ns) + id, s.indexKey(ns)},
-		doc, s.retentionMS(), id, s.recipeBase(ns)).Int()
+	res, err := createRecipeScript.Run(ctx, s.client, []string{s.recipeBase(ns) + id, s.indexKey(ns)},
+		doc, id, s.recipeBase(ns), s.opts.MaxRecipes).Int64Slice()
 	if err != nil {
 		return storeErr(ctx, "create recipe", err)
 	}
-	if created == 0 {
+	switch {
+	case len(res) == 1 && res[0] == 0:
+		return nil
+	case len(res) == 1 && res[0] == 1:
 		return fmt.Errorf("recipe %q: %w", r.ID, store.ErrExists)
+	case len(res) == 2 && res[0] == 2:
+		return store.RecipeCapacityError(r.ID, int(res[1]))
 	}
-	return nil
+	return fmt.Errorf("create recipe %q: unexpected reply %v from Redis", r.ID, res)
 }
 
 // Recipe implements store.Recipes.
@@ -229,12 +279,7 @@ func (s *Recipes) ListRecipes(ctx context.Context, ns string) ([]store.Recipe, e
 		}
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b store.Recipe) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
+	store.SortRecipes(out)
 	return out, nil
 }
 
@@ -287,7 +332,7 @@ func (s *Recipes) AppendRecords(ctx context.Context, ns string, b api.RecordBatc
 	if len(groups) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, 1+3*len(groups))
+	keys := make([]string, 0, 1+4*len(groups))
 	keys = append(keys, s.tracesKey(ns))
 	args := make([]any, 0, 4+3*len(groups)+len(b.Started)+2*len(b.Records))
 	args = append(args, s.opts.MaxRecords, s.retentionMS(), MaxTraceGroups, s.traceBase(ns))

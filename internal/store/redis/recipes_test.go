@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,14 +41,26 @@ func TestRecipes_Conformance(t *testing.T) {
 
 func TestRecipes_TraceGroupBound(t *testing.T) {
 	srv := redistest.Start(t)
-	s, _ := newRecipes(t, srv.Addr, "bound", store.RecipesOptions{})
+	s, c := newRecipes(t, srv.Addr, "bound", store.RecipesOptions{})
 	storetest.TestRecipesTraceGroupBound(t, s, redisstore.MaxTraceGroups)
+	// An evicted group leaves none of its four keys behind.
+	ctx := context.Background()
+	groups, err := c.ZCard(ctx, "bound:recipes:{tenant-r}:traces").Result()
+	if err != nil || groups != redisstore.MaxTraceGroups {
+		t.Fatalf("%d groups, %v", groups, err)
+	}
+	for _, kind := range []string{"records", "ids", "meta"} {
+		keys, err := c.Keys(ctx, "bound:recipes:{tenant-r}:trace:*:"+kind).Result()
+		if err != nil || int64(len(keys)) != groups {
+			t.Fatalf("%d %s keys for %d groups, %v", len(keys), kind, groups, err)
+		}
+	}
 }
 
 func rec(id, trace string) api.Record { return api.Record{ID: id, TraceValue: trace} }
 
-// The keys are those documented on Recipes, and every one of them expires: nothing the store
-// writes outlives the retention period.
+// The keys are those documented on Recipes. Every key of a trace group expires, and an append
+// that adds something renews them; recipes and their index do not expire.
 func TestRecipes_KeysAndExpiry(t *testing.T) {
 	srv := redistest.Start(t)
 	s, c := newRecipes(t, srv.Addr, "layout", store.RecipesOptions{Retention: time.Hour})
@@ -62,6 +75,9 @@ func TestRecipes_KeysAndExpiry(t *testing.T) {
 	if err := s.AppendRecords(ctx, "ns", b); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.AppendRecords(ctx, "ns", api.RecordBatch{Records: []api.Record{rec("g", "gone")}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteRecipe(ctx, "ns", "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +89,11 @@ func TestRecipes_KeysAndExpiry(t *testing.T) {
 	want := []string{
 		"layout:recipes:{ns}:recipe:r%3A1",
 		"layout:recipes:{ns}:recipes",
+		"layout:recipes:{ns}:trace:r%3A1:ids",
 		"layout:recipes:{ns}:trace:r%3A1:inflight",
 		"layout:recipes:{ns}:trace:r%3A1:meta",
 		"layout:recipes:{ns}:trace:r%3A1:records",
+		"layout:recipes:{ns}:trace:t:ids",
 		"layout:recipes:{ns}:trace:t:meta",
 		"layout:recipes:{ns}:trace:t:records",
 		"layout:recipes:{ns}:traces",
@@ -84,15 +102,35 @@ func TestRecipes_KeysAndExpiry(t *testing.T) {
 		t.Fatalf("keys:\n got %q\nwant %q", keys, want)
 	}
 	for _, k := range keys {
-		if ttl, err := c.PTTL(ctx, k).Result(); err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
-			t.Fatalf("key %s: TTL %v, %v; want about the retention period", k, ttl, err)
+		ttl, err := c.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(k, "}:recipe") { // the recipe keys and the index
+			if ttl != -1 {
+				t.Fatalf("key %s: TTL %v; recipes are kept until deleted", k, ttl)
+			}
+		} else if ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Fatalf("key %s: TTL %v; want about the retention period", k, ttl)
 		}
 	}
-	// An append refreshes the expiry of its trace group's keys, and of the group index.
+	if ids, _ := c.ZRangeWithScores(ctx, "layout:recipes:{ns}:trace:r%3A1:ids", 0, -1).Result(); fmt.Sprint(ids) != "[{1 a}]" {
+		t.Fatalf("ids of trace r:1: %v, want a with arrival number 1", ids)
+	}
+	// An append that adds something refreshes the expiry of its trace group's keys, and of the
+	// group index; one that adds nothing writes nothing.
 	group := []string{"layout:recipes:{ns}:trace:r%3A1:records", "layout:recipes:{ns}:trace:r%3A1:inflight",
-		"layout:recipes:{ns}:trace:r%3A1:meta", "layout:recipes:{ns}:traces"}
+		"layout:recipes:{ns}:trace:r%3A1:meta", "layout:recipes:{ns}:trace:r%3A1:ids", "layout:recipes:{ns}:traces"}
 	for _, k := range group {
 		c.PExpire(ctx, k, 5*time.Second)
+	}
+	if err := s.AppendRecords(ctx, "ns", b); err != nil { // resent
+		t.Fatal(err)
+	}
+	for _, k := range group {
+		if ttl, err := c.PTTL(ctx, k).Result(); err != nil || ttl > 5*time.Second {
+			t.Fatalf("key %s after a resend: TTL %v, %v; want it untouched", k, ttl, err)
+		}
 	}
 	if err := s.AppendRecords(ctx, "ns", api.RecordBatch{Started: []api.RecordStart{{ID: "s2", TraceValue: "r:1"}}}); err != nil {
 		t.Fatal(err)
@@ -101,6 +139,61 @@ func TestRecipes_KeysAndExpiry(t *testing.T) {
 		if ttl, err := c.PTTL(ctx, k).Result(); err != nil || ttl <= 59*time.Minute {
 			t.Fatalf("key %s after an append: TTL %v, %v; want the retention period again", k, ttl, err)
 		}
+	}
+}
+
+// The ids zset is trimmed with the records list: it holds the ids of the records kept, no others,
+// and a resend of a trimmed record's id keeps it again.
+func TestRecipes_IDsAreTrimmedWithRecords(t *testing.T) {
+	srv := redistest.Start(t)
+	s, c := newRecipes(t, srv.Addr, "ids", store.RecipesOptions{MaxRecords: 3})
+	ctx := context.Background()
+	for i := range 5 {
+		b := api.RecordBatch{Records: []api.Record{rec(fmt.Sprint("x", 2*i), "r"), rec(fmt.Sprint("x", 2*i+1), "r")}}
+		if err := s.AppendRecords(ctx, "ns", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := c.ZRangeWithScores(ctx, "ids:recipes:{ns}:trace:r:ids", 0, -1).Result()
+	if err != nil || fmt.Sprint(ids) != "[{8 x7} {9 x8} {10 x9}]" {
+		t.Fatalf("ids: %v, %v; want x7..x9, the records kept, with their arrival numbers", ids, err)
+	}
+	if err := s.AppendRecords(ctx, "ns", api.RecordBatch{Records: []api.Record{rec("x0", "r"), rec("x9", "r")}}); err != nil {
+		t.Fatal(err)
+	}
+	recs, cnt, err := s.Records(ctx, "ns", "r")
+	if err != nil || cnt != (store.RecordCounts{Records: 3, Dropped: 8, Changes: 6}) || recs[0].ID != "x8" || recs[2].ID != "x0" {
+		t.Fatalf("after resending a trimmed id: %+v, %v", cnt, err)
+	}
+	if n, _ := c.ZCard(ctx, "ids:recipes:{ns}:trace:r:ids").Result(); n != 3 {
+		t.Fatalf("%d ids for 3 records", n)
+	}
+}
+
+// A recipe key gone from under the index (evicted by maxmemory) does not count against
+// MaxRecipes, and an index key left with a TTL (by a version whose recipes expired) loses it.
+func TestRecipes_IndexRepair(t *testing.T) {
+	srv := redistest.Start(t)
+	s, c := newRecipes(t, srv.Addr, "idx", store.RecipesOptions{MaxRecipes: 2})
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if err := s.CreateRecipe(ctx, "ns", store.Recipe{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateRecipe(ctx, "ns", store.Recipe{ID: "c"}); !errors.Is(err, store.ErrCapacity) {
+		t.Fatalf("third recipe with MaxRecipes 2: %v", err)
+	}
+	c.Del(ctx, "idx:recipes:{ns}:recipe:a")
+	c.PExpire(ctx, "idx:recipes:{ns}:recipes", time.Hour)
+	if err := s.CreateRecipe(ctx, "ns", store.Recipe{ID: "c"}); err != nil {
+		t.Fatalf("CreateRecipe after a recipe key vanished: %v", err)
+	}
+	if ttl, _ := c.PTTL(ctx, "idx:recipes:{ns}:recipes").Result(); ttl != -1 {
+		t.Fatalf("index TTL %v after a create, want none", ttl)
+	}
+	if l, _ := s.ListRecipes(ctx, "ns"); len(l) != 2 {
+		t.Fatalf("ListRecipes: %+v", l)
 	}
 }
 

@@ -36,6 +36,9 @@ func TestRecipes(t *testing.T, newStore RecipesFactory) {
 		{"RecordsPerTraceAreBounded", testRecipesRecordBound},
 		{"InFlightPerTraceIsBounded", testRecipesInFlightBound},
 		{"Retention", testRecipesRetention},
+		{"RecipesPerNamespaceAreBounded", testRecipesRecipeBound},
+		{"ResentBatchIsKeptOnce", testRecipesResend},
+		{"StartAfterItsRecordIsNotInFlight", testRecipesStartAfterRecord},
 		{"DeleteRemovesRecords", testRecipesDeleteRecords},
 		{"ConcurrentAppendsLoseNothing", testRecipesConcurrent},
 		{"Ping", func(t *testing.T, newStore RecipesFactory) {
@@ -322,21 +325,22 @@ func testRecipesInFlight(t *testing.T, newStore RecipesFactory) {
 	}
 	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "s1", "s2", "s3")})
 	wantCounts(t, s, recipeNS, "r", store.RecordCounts{InFlight: 3, Changes: 1})
-	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "s2")}) // repeated: still one request
-	wantCounts(t, s, recipeNS, "r", store.RecordCounts{InFlight: 3, Changes: 2})
+	// Repeated: still one request, and nothing new, so no change.
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "s2")})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{InFlight: 3, Changes: 1})
 	mustAppend(t, s, recipeNS, api.RecordBatch{Records: recordsOf("r", "s1")})
-	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 1, InFlight: 2, Changes: 3})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 1, InFlight: 2, Changes: 2})
 	// Nothing added: no change.
 	mustAppend(t, s, recipeNS, api.RecordBatch{})
 	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("", "u1"), Records: recordsOf("", "u1")})
 	if err := s.AppendRecords(ctx, recipeNS, api.RecordBatch{Started: []api.RecordStart{}, Records: []api.Record{}}); err != nil {
 		t.Fatal(err)
 	}
-	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 1, InFlight: 2, Changes: 3})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 1, InFlight: 2, Changes: 2})
 	// x9's start never came (or was not delivered): it is kept all the same.
 	mustAppend(t, s, recipeNS, api.RecordBatch{Records: recordsOf("r", "s3", "x9", "s2")})
 	recs, c := mustRecords(t, s, recipeNS, "r")
-	if want := (store.RecordCounts{Records: 4, Changes: 4}); c != want {
+	if want := (store.RecordCounts{Records: 4, Changes: 3}); c != want {
 		t.Fatalf("counts %+v, want %+v", c, want)
 	}
 	if ids := recordIDs(recs); ids != "s1,s3,x9,s2" {
@@ -444,51 +448,157 @@ func testRecipesInFlightBound(t *testing.T, newStore RecipesFactory) {
 	wantCounts(t, s, recipeNS, "one", store.RecordCounts{Records: 3, InFlight: 4, Changes: 8})
 }
 
-// Retention runs in real time: a recipe and a trace group not changed for the retention period are
-// gone. The deadline is generous; the test ends as soon as they are.
+// Retention runs in real time: a trace group not changed for the retention period is gone, and
+// the recipe of the same id is not (recipes are kept until deleted). The deadline is generous; the
+// test ends as soon as the groups are gone.
 func testRecipesRetention(t *testing.T, newStore RecipesFactory) {
 	const retention = 300 * time.Millisecond
 	s := newStore(t, store.RecipesOptions{Retention: retention})
 	ctx := context.Background()
 	start := time.Now()
-	mustCreate(t, s, recipeNS, recipe("r", recipeEpoch))
+	r := recipe("r", recipeEpoch)
+	mustCreate(t, s, recipeNS, r)
 	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "s1"), Records: recordsOf("r", "x")})
 	mustAppend(t, s, recipeNS, api.RecordBatch{Records: recordsOf("other", "y")})
 	if time.Since(start) < retention/2 { // on a machine too slow for that, only the expiry is checked
-		if _, err := s.Recipe(ctx, recipeNS, "r"); err != nil {
-			t.Fatalf("Recipe right after creation: %v", err)
-		}
 		if c := mustCounts(t, s, recipeNS, "r"); c.Records != 1 || c.InFlight != 1 {
 			t.Fatalf("counts right after appending: %+v", c)
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := s.Recipe(ctx, recipeNS, "r")
 		recs, c := mustRecords(t, s, recipeNS, "r")
 		other := mustCounts(t, s, recipeNS, "other")
-		list := mustListRecipes(t, s, recipeNS)
-		if errors.Is(err, store.ErrNotFound) && len(recs) == 0 && c == (store.RecordCounts{}) &&
-			other == (store.RecordCounts{}) && len(list) == 0 {
+		if len(recs) == 0 && c == (store.RecordCounts{}) && other == (store.RecordCounts{}) {
 			break
 		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("Recipe: %v", err)
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%v after the last change (retention %v): recipe error %v, %d recipes listed, counts %+v and %+v",
-				time.Since(start), retention, err, len(list), c, other)
+			t.Fatalf("%v after the last change (retention %v): counts %+v and %+v", time.Since(start), retention, c, other)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := s.DeleteRecipe(ctx, recipeNS, "r"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("DeleteRecipe of an expired recipe = %v, want ErrNotFound", err)
+	// Twice the retention, and more, after its creation, the recipe is still there.
+	for time.Since(start) < 2*retention+50*time.Millisecond {
+		time.Sleep(20 * time.Millisecond)
 	}
-	// An expired id is free again, and its trace starts afresh.
-	mustCreate(t, s, recipeNS, recipe("r", recipeEpoch))
+	got, err := s.Recipe(ctx, recipeNS, "r")
+	if err != nil {
+		t.Fatalf("Recipe %v after its creation (trace retention %v): %v; recipes are kept until deleted", time.Since(start), retention, err)
+	}
+	sameRecipe(t, got, r)
+	if ids := recipeIDs(mustListRecipes(t, s, recipeNS)); ids != "r" {
+		t.Fatalf("ListRecipes after the trace retention = %q, want r", ids)
+	}
+	if err := s.CreateRecipe(ctx, recipeNS, recipe("r", recipeEpoch)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateRecipe of a running recipe's id after the trace retention = %v, want ErrExists", err)
+	}
+	// Its trace starts afresh.
 	mustAppend(t, s, recipeNS, api.RecordBatch{Records: recordsOf("r", "z")})
-	if c := mustCounts(t, s, recipeNS, "r"); c.Records != 1 || c.Changes != 1 {
-		t.Fatalf("counts of a trace reused after expiry: %+v", c)
+	if c := mustCounts(t, s, recipeNS, "r"); c.Records != 1 || c.Changes != 1 || c.InFlight != 0 {
+		t.Fatalf("counts of a trace appended to after its expiry: %+v", c)
+	}
+	if err := s.DeleteRecipe(ctx, recipeNS, "r"); err != nil {
+		t.Fatalf("DeleteRecipe after the trace retention: %v", err)
+	}
+	if _, err := s.Recipe(ctx, recipeNS, "r"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Recipe after DeleteRecipe: %v, want ErrNotFound", err)
+	}
+}
+
+// A namespace holds at most MaxRecipes recipes; the next one fails with ErrCapacity, saying how
+// many are running, until one is deleted. Other namespaces, and records, do not count.
+func testRecipesRecipeBound(t *testing.T, newStore RecipesFactory) {
+	s := newStore(t, store.RecipesOptions{MaxRecipes: 3})
+	ctx := context.Background()
+	for i := range 3 {
+		mustCreate(t, s, recipeNS, recipe(fmt.Sprint("r", i), recipeEpoch))
+	}
+	mustAppend(t, s, recipeNS, api.RecordBatch{Records: []api.Record{traced("a", "t1"), traced("a", "t2"), traced("a", "r9")}})
+	err := s.CreateRecipe(ctx, recipeNS, recipe("r3", recipeEpoch))
+	if !errors.Is(err, store.ErrCapacity) {
+		t.Fatalf("CreateRecipe beyond MaxRecipes = %v, want ErrCapacity", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "3 recipes are running") || !strings.Contains(msg, "delete") {
+		t.Fatalf("capacity error %q does not say how many are running and to delete some", msg)
+	}
+	if _, err := s.Recipe(ctx, recipeNS, "r3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused recipe: Recipe = %v, want ErrNotFound", err)
+	}
+	if ids := recipeIDs(mustListRecipes(t, s, recipeNS)); ids != "r0,r1,r2" {
+		t.Fatalf("ListRecipes = %s, want r0,r1,r2", ids)
+	}
+	// A taken id is still ErrExists, full or not.
+	if err := s.CreateRecipe(ctx, recipeNS, recipe("r1", recipeEpoch)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateRecipe of a taken id in a full namespace = %v, want ErrExists", err)
+	}
+	mustCreate(t, s, "other", recipe("r3", recipeEpoch))
+	if err := s.DeleteRecipe(ctx, recipeNS, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, recipeNS, recipe("r3", recipeEpoch))
+	if err := s.CreateRecipe(ctx, recipeNS, recipe("r4", recipeEpoch)); !errors.Is(err, store.ErrCapacity) {
+		t.Fatalf("CreateRecipe beyond MaxRecipes after a delete and a create = %v, want ErrCapacity", err)
+	}
+	if ids := recipeIDs(mustListRecipes(t, s, recipeNS)); ids != "r0,r2,r3" {
+		t.Fatalf("ListRecipes = %s, want r0,r2,r3", ids)
+	}
+}
+
+// A sidecar that timed out after the store kept its batch sends it again: each record is kept once,
+// and the resend changes nothing. Record ids are per trace group: the same id under another trace
+// value is another record.
+func testRecipesResend(t *testing.T, newStore RecipesFactory) {
+	s := newStore(t, store.RecipesOptions{})
+	b := api.RecordBatch{Started: startsOf("r", "a", "b", "c"), Records: recordsOf("r", "a", "b", "c")}
+	mustAppend(t, s, recipeNS, b)
+	want := store.RecordCounts{Records: 3, Changes: 1}
+	wantCounts(t, s, recipeNS, "r", want)
+	mustAppend(t, s, recipeNS, b)
+	recs, c := mustRecords(t, s, recipeNS, "r")
+	if ids := recordIDs(recs); ids != "a,b,c" || c != want {
+		t.Fatalf("after a resend: records %s, counts %+v; want a,b,c once, counts %+v", ids, c, want)
+	}
+	// Part old, part new: only the new is kept, and the same id twice in one batch is kept once.
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "b", "d"), Records: recordsOf("r", "b", "d", "a", "d")})
+	recs, c = mustRecords(t, s, recipeNS, "r")
+	if want := (store.RecordCounts{Records: 4, Changes: 2}); recordIDs(recs) != "a,b,c,d" || c != want {
+		t.Fatalf("records %s, counts %+v; want a,b,c,d, counts %+v", recordIDs(recs), c, want)
+	}
+	// A batch of starts alone, sent twice: the requests are in flight once, and the resend is no change.
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "e", "f")})
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "e", "f")})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 4, InFlight: 2, Changes: 3})
+	end := api.RecordBatch{Records: recordsOf("r", "e", "f")}
+	mustAppend(t, s, recipeNS, end)
+	mustAppend(t, s, recipeNS, end)
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 6, Changes: 4})
+	// The same ids under another trace value, in one batch with a resend: only that group changes.
+	mustAppend(t, s, recipeNS, api.RecordBatch{
+		Started: []api.RecordStart{started("a", "r"), started("a", "other"), started("z", "other")},
+		Records: []api.Record{traced("a", "r"), traced("a", "other"), traced("b", "r")},
+	})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 6, Changes: 4})
+	recs, c = mustRecords(t, s, recipeNS, "other")
+	if want := (store.RecordCounts{Records: 1, InFlight: 1, Changes: 1}); recordIDs(recs) != "a" || c != want {
+		t.Fatalf("trace other: records %s, counts %+v; want a, counts %+v", recordIDs(recs), c, want)
+	}
+}
+
+// A start delivered in a later batch than its record does not go in flight: the group remembers the
+// ids of the records it keeps.
+func testRecipesStartAfterRecord(t *testing.T, newStore RecipesFactory) {
+	s := newStore(t, store.RecipesOptions{})
+	mustAppend(t, s, recipeNS, api.RecordBatch{Records: recordsOf("r", "x", "y")})
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "x")})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 2, Changes: 1})
+	// With a new start, and a resent record: only the new start counts.
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "y", "z"), Records: recordsOf("r", "x")})
+	wantCounts(t, s, recipeNS, "r", store.RecordCounts{Records: 2, InFlight: 1, Changes: 2})
+	mustAppend(t, s, recipeNS, api.RecordBatch{Records: recordsOf("r", "z")})
+	mustAppend(t, s, recipeNS, api.RecordBatch{Started: startsOf("r", "z", "x", "y")})
+	recs, c := mustRecords(t, s, recipeNS, "r")
+	if want := (store.RecordCounts{Records: 3, Changes: 3}); recordIDs(recs) != "x,y,z" || c != want {
+		t.Fatalf("records %s, counts %+v; want x,y,z, counts %+v", recordIDs(recs), c, want)
 	}
 }
 
@@ -599,18 +709,22 @@ func TestRecipesTraceGroupBound(t *testing.T, s store.Recipes, limit int) {
 
 // BenchmarkRecipesAppendRecords measures AppendRecords of batches of 100 records (and their 100
 // starts, as a sidecar delivers requests that began and ended within one interval), from parallel
-// goroutines onto one trace value, as the sidecars of one recipe under test do.
+// goroutines onto one trace value, as the sidecars of one recipe under test do. Every batch has
+// ids of its own (a resent batch would only be skipped); making them is part of what is measured.
 func BenchmarkRecipesAppendRecords(b *testing.B, newStore func(b *testing.B) store.Recipes) {
 	s := newStore(b)
 	var workers atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		w := workers.Add(1)
-		batch := api.RecordBatch{
-			Started: startsOf("bench", seq(fmt.Sprintf("w%d-", w), 0, 100)...),
-			Records: recordsOf("bench", seq(fmt.Sprintf("w%d-", w), 0, 100)...),
-		}
-		for pb.Next() {
+		batch := api.RecordBatch{Started: startsOf("bench", seq("", 0, 100)...), Records: recordsOf("bench", seq("", 0, 100)...)}
+		suffixes := seq("-", 0, 100)
+		for n := 0; pb.Next(); n++ {
+			prefix := fmt.Sprintf("w%d-%d", w, n)
+			for i := range batch.Records {
+				id := prefix + suffixes[i]
+				batch.Started[i].ID, batch.Records[i].ID = id, id
+			}
 			if err := s.AppendRecords(context.Background(), "bench", batch); err != nil {
 				b.Fatal(err)
 			}

@@ -112,13 +112,15 @@ func openRulesStore(kind, dataDir string, rf redisFlags, ro store.RecipesOptions
 
 // recipeFlags bound what the controller keeps of resilience tests.
 type recipeFlags struct {
-	records   int
-	retention time.Duration
+	records, recipes, memoryMB int
+	retention                  time.Duration
 }
 
 func (f *recipeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.records, "recipe_records", 100_000, "request records kept per recipe (the oldest are dropped first)")
-	fs.DurationVar(&f.retention, "recipe_retention", 24*time.Hour, "how long recipes, and records no longer added to, are kept")
+	fs.DurationVar(&f.retention, "recipe_retention", 24*time.Hour, "how long the records of a recipe are kept after the last one arrived (recipes themselves stay until deleted)")
+	fs.IntVar(&f.recipes, "recipe_limit", 1000, "recipes a tenant may run at once")
+	fs.IntVar(&f.memoryMB, "recipe_memory_mb", 256, "MiB of request records a tenant may keep in the memory store (least recently used recipes' records go first; with Redis, Redis's maxmemory governs)")
 }
 
 func (f *recipeFlags) validate() error {
@@ -128,9 +130,15 @@ func (f *recipeFlags) validate() error {
 	if f.retention <= 0 {
 		return fmt.Errorf("--recipe_retention %v: must be positive, such as 24h", f.retention)
 	}
+	if f.recipes < 1 {
+		return fmt.Errorf("--recipe_limit %d: allow at least 1 recipe per tenant", f.recipes)
+	}
+	if f.memoryMB < 1 {
+		return fmt.Errorf("--recipe_memory_mb %d: allow at least 1 MiB", f.memoryMB)
+	}
 	return nil
 }
 
 func (f *recipeFlags) options() store.RecipesOptions {
-	return store.RecipesOptions{MaxRecords: f.records, Retention: f.retention}
+	return store.RecipesOptions{MaxRecords: f.records, Retention: f.retention, MaxRecipes: f.recipes, MaxBytes: int64(f.memoryMB) << 20}
 }

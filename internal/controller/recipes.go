@@ -25,6 +25,7 @@ const (
 	ErrRecipeNotFound = "error_recipe_not_found" // no recipe (and no records) with that id
 	ErrInvalidRecords = "error_invalid_records"  // a sidecar's batch of records is malformed
 	ErrNoRecipes      = "error_recipes_disabled" // the controller runs without a recipes store
+	ErrRecipeCapacity = "error_recipe_capacity"  // the tenant runs as many recipes as it may
 )
 
 const (
@@ -116,22 +117,27 @@ func (s *Server) createRecipe(w http.ResponseWriter, r *http.Request) {
 	}
 	ns := auth.Namespace(r.Context())
 	ids := assignIDs(ruleSet)
+	// The recipe first (it may be refused: too many running), then its rules; if the rules cannot
+	// be stored, the recipe goes again.
+	switch err := rs.CreateRecipe(r.Context(), ns, store.Recipe{ID: id, Created: time.Now().UTC(), Spec: spec, RuleIDs: ids}); {
+	case errors.Is(err, store.ErrCapacity):
+		writeError(w, r, http.StatusForbidden, ErrRecipeCapacity, err.Error())
+		return
+	case err != nil:
+		s.storeError(w, r, "storing the recipe", err)
+		return
+	}
 	rev, err := s.store.Change(r.Context(), ns, store.RuleChange{Put: ruleSet})
 	if err != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		if derr := rs.DeleteRecipe(ctx, ns, id); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.log.Error("recipe without rules left behind: DELETE /api/v1/recipes/<id> removes it", "recipe", id, "error", derr)
+		}
 		s.storeError(w, r, "adding the recipe's rules", err)
 		return
 	}
 	s.changed(r, "recipe "+id, rev, ids)
-	if err := rs.CreateRecipe(r.Context(), ns, store.Recipe{ID: id, Created: time.Now().UTC(), Spec: spec, RuleIDs: ids}); err != nil {
-		// Take the rules back: a recipe nobody can see would otherwise fault traffic.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-		defer cancel()
-		if _, derr := s.store.Change(ctx, ns, store.RuleChange{Delete: func(rule *api.Rule) bool { return recipeRule(rule, id) }}); derr != nil {
-			s.log.Error("recipe rules left behind: delete them with DELETE /v1/rules?tag=<recipe id>", "recipe", id, "error", derr)
-		}
-		s.storeError(w, r, "storing the recipe", err)
-		return
-	}
 	w.Header().Set("Location", "/api/v1/recipes/"+id)
 	httpapi.WriteJSON(w, http.StatusCreated, api.RecipeCreated{RecipeID: id})
 }

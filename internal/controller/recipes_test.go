@@ -401,3 +401,24 @@ func TestRecipes_DrainDuringChecks(t *testing.T) {
 		t.Fatal("Drain did not end the wait")
 	}
 }
+
+// A tenant runs at most the store's number of recipes; one more is refused and changes no rule.
+func TestRecipes_Capacity(t *testing.T) {
+	rulesStore, err := memory.NewRules("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipes := memory.NewRecipes(store.RecipesOptions{MaxRecipes: 2}, nil)
+	defer recipes.Close()
+	e := start(t, rulesStore, recipes, nil, nil)
+	e.createRecipe(recipeBody(t, "", ""))
+	e.createRecipe(recipeBody(t, "", ""))
+	before := e.revision()
+	r := e.do("POST", "/api/v1/recipes", recipeBody(t, "", ""))
+	if id, desc := r.errorID(t); r.code != 403 || id != controller.ErrRecipeCapacity || !strings.Contains(desc, "delete some") {
+		t.Fatalf("third recipe: %s", r)
+	}
+	if e.revision() != before {
+		t.Fatal("a refused recipe changed the rules")
+	}
+}

@@ -1,11 +1,10 @@
 package resilience
 
 import (
-	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/a8fabric/a8/api"
+	"github.com/a8fabric/a8/internal/texttable"
 )
 
 // Summary renders results as a8ctl recipe-run's table: Assertion | Source | Destination | Result
@@ -45,47 +44,5 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// table renders an ASCII table with left-aligned cells.
-func table(header []string, rows [][]string) string {
-	widths := make([]int, len(header))
-	for i, h := range header {
-		widths[i] = utf8.RuneCountInString(h)
-	}
-	for _, r := range rows {
-		for i := range header {
-			if i < len(r) {
-				widths[i] = max(widths[i], utf8.RuneCountInString(r[i]))
-			}
-		}
-	}
-	var b strings.Builder
-	border := func() {
-		b.WriteByte('+')
-		for _, n := range widths {
-			b.WriteString(strings.Repeat("-", n+2))
-			b.WriteByte('+')
-		}
-		b.WriteByte('\n')
-	}
-	line := func(cells []string) {
-		b.WriteByte('|')
-		for i, n := range widths {
-			c := ""
-			if i < len(cells) {
-				c = cells[i]
-			}
-			fmt.Fprintf(&b, " %s%s |", c, strings.Repeat(" ", n-utf8.RuneCountInString(c)))
-		}
-		b.WriteByte('\n')
-	}
-	border()
-	line(header)
-	border()
-	for _, r := range rows {
-		line(r)
-	}
-	if len(rows) > 0 {
-		border()
-	}
-	return b.String()
-}
+// table renders an ASCII table with left-aligned cells, as a8ctl does.
+func table(header []string, rows [][]string) string { return texttable.Render(header, rows) }

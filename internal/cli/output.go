@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/a8fabric/a8/internal/texttable"
 )
 
 // Output formats.
@@ -18,56 +19,9 @@ const (
 	formatYAML  = "yaml"
 )
 
-// renderTable writes an ASCII table as Amalgam8's a8ctl printed them (PrettyTable in 0.x, its own
-// in 1.x), cells left-aligned:
-//
-//	+---------+-----------------+
-//	| Service | Default Version |
-//	+---------+-----------------+
-//	| reviews | version=v1      |
-//	+---------+-----------------+
+// renderTable writes an ASCII table as Amalgam8's a8ctl printed them (see texttable).
 func renderTable(w io.Writer, header []string, rows [][]string) {
-	widths := make([]int, len(header))
-	for i, h := range header {
-		widths[i] = utf8.RuneCountInString(h)
-	}
-	for _, r := range rows {
-		for i := range header {
-			if i < len(r) {
-				widths[i] = max(widths[i], utf8.RuneCountInString(r[i]))
-			}
-		}
-	}
-	var b strings.Builder
-	border := func() {
-		b.WriteByte('+')
-		for _, n := range widths {
-			b.WriteString(strings.Repeat("-", n+2))
-			b.WriteByte('+')
-		}
-		b.WriteByte('\n')
-	}
-	line := func(cells []string) {
-		b.WriteByte('|')
-		for i, n := range widths {
-			c := ""
-			if i < len(cells) {
-				c = cells[i]
-			}
-			fmt.Fprintf(&b, " %s%s |", c, strings.Repeat(" ", n-utf8.RuneCountInString(c)))
-		}
-		b.WriteByte('\n')
-	}
-	border()
-	line(header)
-	border()
-	for _, r := range rows {
-		line(r)
-	}
-	if len(rows) > 0 {
-		border()
-	}
-	io.WriteString(w, b.String())
+	io.WriteString(w, texttable.Render(header, rows))
 }
 
 // writeJSON writes v as indented JSON, without HTML escaping (a header pattern keeps its & and <).

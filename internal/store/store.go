@@ -16,6 +16,9 @@ var (
 	ErrCapacity = errors.New("namespace capacity reached")
 	// ErrUnavailable wraps a failure to reach the backing store; callers answer 503 and retry later.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrReadOnly means the instance comes from a catalog (Kubernetes, a remote Eureka, a file):
+	// it cannot be changed through the registry; callers answer 4xx and say which catalog.
+	ErrReadOnly = errors.New("read-only: the instance belongs to a catalog")
 )
 
 // Instance is a registered service instance, the registry's unit of storage. It is a value: stores

@@ -245,7 +245,7 @@ func compileActions(r *api.Rule, m Matcher) *ActionRule {
 // source and headers, every "all" condition, at least one "any" condition (if there are any), and no
 // "none" condition. Header patterns are searched for anywhere in the value (add ^ and $ to anchor),
 // which accepts both Amalgam8 1.x's anchored patterns and 0.x's ".*?user=jason".
-func (m *Matcher) Match(caller Caller, h http.Header) bool {
+func (m *Matcher) Match(caller Caller, h Headers) bool {
 	if !m.cond.match(caller, h) {
 		return false
 	}
@@ -292,29 +292,48 @@ func sourceMatches(src *api.Source, caller Caller) bool {
 	return true
 }
 
-func (c *condition) match(caller Caller, h http.Header) bool {
+func (c *condition) match(caller Caller, h Headers) bool {
 	if c.source != nil && !sourceMatches(c.source, caller) {
+		return false
+	}
+	if len(c.headers) > 0 && h == nil {
 		return false
 	}
 	for i := range c.headers {
 		hm := &c.headers[i]
-		vals := h[hm.name]
-		if len(vals) == 0 {
-			return false
-		}
-		v := vals[0]
-		if len(vals) > 1 {
-			sep := ", "
-			if hm.name == "Cookie" {
-				sep = "; "
-			}
-			v = strings.Join(vals, sep)
-		}
-		if !hm.re.MatchString(v) {
+		v, ok := h.Lookup(hm.name)
+		if !ok || !hm.re.Match(v) {
 			return false
 		}
 	}
 	return true
+}
+
+// Headers are a request's headers as rules match them.
+type Headers interface {
+	// Lookup returns the value of the header named name (in canonical form, such as "X-Request-Id")
+	// and whether the request has it. A header sent on several lines is one value: the lines
+	// joined with ", ", or with "; " for Cookie. The value may be read only until the next call.
+	Lookup(name string) ([]byte, bool)
+}
+
+// HTTPHeader adapts an http.Header to Headers.
+type HTTPHeader http.Header
+
+// Lookup implements Headers.
+func (h HTTPHeader) Lookup(name string) ([]byte, bool) {
+	vals := h[name]
+	switch len(vals) {
+	case 0:
+		return nil, false
+	case 1:
+		return []byte(vals[0]), true
+	}
+	sep := ", "
+	if name == "Cookie" {
+		sep = "; "
+	}
+	return []byte(strings.Join(vals, sep)), true
 }
 
 // Pick returns the backend for a uniform random u in [0, 1).
@@ -331,7 +350,7 @@ func (r *RouteRule) PickIndex(u float64) int {
 }
 
 // Route returns the first route rule of d that matches the request, or nil.
-func (d *Destination) Route(caller Caller, h http.Header) *RouteRule {
+func (d *Destination) Route(caller Caller, h Headers) *RouteRule {
 	for _, r := range d.Routes {
 		if r.Match.Match(caller, h) {
 			return r
@@ -341,7 +360,7 @@ func (d *Destination) Route(caller Caller, h http.Header) *RouteRule {
 }
 
 // Action returns the first action rule of d that matches the request, or nil.
-func (d *Destination) Action(caller Caller, h http.Header) *ActionRule {
+func (d *Destination) Action(caller Caller, h Headers) *ActionRule {
 	for _, a := range d.Actions {
 		if a.Match.Match(caller, h) {
 			return a

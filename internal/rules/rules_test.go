@@ -271,7 +271,7 @@ func TestMatch(t *testing.T) {
 		{gw, h("Cookie", "user=sam", "X-Bot", "yes"), "default"},
 	}
 	for i, tc := range tests {
-		if got := d.Route(tc.caller, tc.header); got == nil || got.ID != tc.want {
+		if got := d.Route(tc.caller, HTTPHeader(tc.header)); got == nil || got.ID != tc.want {
 			t.Errorf("case %d (%s %v): got %v, want %s", i, tc.caller.Name, tc.header, got, tc.want)
 		}
 	}
@@ -299,7 +299,7 @@ func TestCompile_EdgeCases(t *testing.T) {
 		}
 	}
 	g := s.Destination("ratings").Actions[0]
-	if !g.Match.Match(Caller{Name: "x"}, http.Header{"X-Request-Id": {"abc"}}) || g.Match.Match(Caller{Name: "x"}, http.Header{}) {
+	if !g.Match.Match(Caller{Name: "x"}, HTTPHeader{"X-Request-Id": {"abc"}}) || g.Match.Match(Caller{Name: "x"}, HTTPHeader{}) {
 		t.Fatal("the * pattern must match any value of a present header, and not a missing header")
 	}
 	if !g.Actions[0].Reset || !g.Actions[1].Reset || g.Actions[2].Reset || g.Actions[2].ReturnCode != 503 {

@@ -154,7 +154,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Dst = name + ":"
 		return
 	}
-	route, backend, c := d.Pick(p.cfg.Self, r.Header, path, rand.Float64())
+	route, backend, c := d.Pick(p.cfg.Self, rules.HTTPHeader(r.Header), path, rand.Float64())
 	q.cluster = c
 	rec.Dst = c.Key
 	timeout, retries := rules.DefaultTimeout, 0
@@ -171,7 +171,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var first *table.Endpoint
-	if a := d.Action(p.cfg.Self, r.Header); a != nil {
+	if a := d.Action(p.cfg.Self, rules.HTTPHeader(r.Header)); a != nil {
 		// Action tags name the versions a fault applies to. A rule's backend says its tags; on the
 		// default route they are the instance's, so it is picked now.
 		tags := c.Tags

@@ -9,7 +9,6 @@ package table
 import (
 	"cmp"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +125,7 @@ func (t *Table) Destinations() []string {
 // rule that matches, with the backend its weights pick for u in [0, 1), or, with no matching rule,
 // every instance of the destination. It returns the rule (nil for the default), the index of the
 // backend in the rule, and the cluster.
-func (d *Destination) Pick(caller rules.Caller, h http.Header, path string, u float64) (*Route, int, *Cluster) {
+func (d *Destination) Pick(caller rules.Caller, h rules.Headers, path string, u float64) (*Route, int, *Cluster) {
 	for _, r := range d.Routes {
 		if r.matchesPath(path) && r.Rule.Match.Match(caller, h) {
 			i := r.Rule.PickIndex(u)
@@ -176,7 +175,7 @@ func (r *Route) Rewrite(path string, i int) string {
 }
 
 // Action returns the first action rule that matches the request, or nil.
-func (d *Destination) Action(caller rules.Caller, h http.Header) *rules.ActionRule {
+func (d *Destination) Action(caller rules.Caller, h rules.Headers) *rules.ActionRule {
 	for _, a := range d.Actions {
 		if a.Match.Match(caller, h) {
 			return a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -67,15 +66,15 @@ func TestBuild(t *testing.T) {
 	if n := len(rv.All.Endpoints); n != 4 {
 		t.Fatalf("all reviews endpoints: %d", n)
 	}
-	r, _, c := rv.Pick(productpage, http.Header{"Cookie": {"user=jason"}}, "/", 0.9)
+	r, _, c := rv.Pick(productpage, rules.HTTPHeader{"Cookie": {"user=jason"}}, "/", 0.9)
 	if r.Rule.ID != "jason" || c.Key != "reviews:version=v2" || len(c.Endpoints) != 2 {
 		t.Fatalf("jason: rule %v cluster %+v", r.Rule.ID, c)
 	}
-	r, _, c = rv.Pick(productpage, http.Header{}, "/", 0.1)
+	r, _, c = rv.Pick(productpage, rules.HTTPHeader{}, "/", 0.1)
 	if r.Rule.ID != "split" || c.Key != "reviews:version=v1" {
 		t.Fatalf("split at 0.1: %s %s", r.Rule.ID, c.Key)
 	}
-	if _, _, c = rv.Pick(productpage, http.Header{}, "/", 0.3); c.Key != "reviews:version=v3" {
+	if _, _, c = rv.Pick(productpage, rules.HTTPHeader{}, "/", 0.3); c.Key != "reviews:version=v3" {
 		t.Fatalf("split at 0.3: %s", c.Key)
 	}
 	// Without rules, every instance.
@@ -338,7 +337,7 @@ func BenchmarkDecision(b *testing.B) {
 		{ID: "split", Priority: 1, Destination: "reviews", Route: &api.Route{Backends: []api.Backend{
 			{Tags: []string{"version=v1"}, Weight: f(0.25)}, {Tags: []string{"version=v3"}}}}},
 	}, bookinfo, nil)
-	h := http.Header{"Cookie": {"foo=bar; user=shriram"}, "X-Request-Id": {"abc"}}
+	h := rules.HTTPHeader{"Cookie": {"foo=bar; user=shriram"}, "X-Request-Id": {"abc"}}
 	path := []byte("reviews")
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

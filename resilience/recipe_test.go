@@ -3,7 +3,6 @@ package resilience
 import (
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
 	"reflect"
 	"strings"
@@ -84,12 +83,12 @@ func TestRulesReferenceRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := http.Header{"X-Request-Id": {"abc"}}
+	h := rules.HTTPHeader{"X-Request-Id": {"abc"}}
 	a := set.Destination("ratings").Action(rules.Caller{Name: "reviews", Tags: []string{"version=v2"}}, h)
 	if a == nil || a.ID != "r1-1" || len(a.Actions) != 2 || a.Actions[1].Delay.Seconds() != 7 {
 		t.Fatalf("reviews v2 -> ratings: %+v", a)
 	}
-	if a := set.Destination("ratings").Action(rules.Caller{Name: "reviews", Tags: []string{"version=v2"}}, http.Header{}); a != nil {
+	if a := set.Destination("ratings").Action(rules.Caller{Name: "reviews", Tags: []string{"version=v2"}}, rules.HTTPHeader{}); a != nil {
 		t.Errorf("a request without the header matched %s", a.ID)
 	}
 	if a := set.Destination("ratings").Action(rules.Caller{Name: "reviews", Tags: []string{"version=v3"}}, h); a != nil {
@@ -275,7 +274,7 @@ func TestRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				a := set.Destination("rv").Action(rules.Caller{Name: "pp", Tags: []string{"version=v1"}}, http.Header{"X-Request-Id": {"x"}})
+				a := set.Destination("rv").Action(rules.Caller{Name: "pp", Tags: []string{"version=v1"}}, rules.HTTPHeader{"X-Request-Id": {"x"}})
 				if a == nil || a.ID != refined.ID {
 					t.Errorf("pp v1 got %+v, want the refined rule", a)
 				}

@@ -158,7 +158,7 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 	// Requests in flight when the sidecar stops get a grace period, then their context ends.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	var servers []*http.Server
+	var servers []stoppable
 	var srvWG sync.WaitGroup
 	if s.cfg.Proxy {
 		ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.ProxyConfig.ListenAddress, strconv.Itoa(s.cfg.ProxyConfig.HTTPListenerPort)))
@@ -166,7 +166,15 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 			return 1, fmt.Errorf("proxy listener (--proxy_port %d): %w", s.cfg.ProxyConfig.HTTPListenerPort, err)
 		}
 		s.proxyAddr = ln.Addr().String()
-		servers = append(servers, s.serve(&srvWG, ln, s.proxy, "proxy", reqCtx))
+		ps := proxy.NewServer(s.proxy)
+		srvWG.Add(1)
+		go func() {
+			defer srvWG.Done()
+			if err := ps.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+				s.log.Error("listener failed", "listener", "proxy", "error", err)
+			}
+		}()
+		servers = append(servers, ps)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.ProxyConfig.AdminAddress, strconv.Itoa(s.cfg.ProxyConfig.AdminPort)))
 	if err != nil {
@@ -194,6 +202,9 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 			}
 		}
 		srvWG.Wait()
+		if s.proxy != nil {
+			s.proxy.Close()
+		}
 		stopDelivery() // after the proxy: the last requests' records go too
 		if s.writer != nil {
 			s.writer.Close()
@@ -311,6 +322,12 @@ func (s *Sidecar) serve(wg *sync.WaitGroup, ln net.Listener, h http.Handler, nam
 		}
 	}()
 	return srv
+}
+
+// stoppable is a server the sidecar shuts down: the proxy's and the admin's.
+type stoppable interface {
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // register keeps the instance registered while its health checks pass: registration starts when

@@ -2,13 +2,15 @@
 // (or a request whose Host is a destination) by the current routing table, applies the first
 // matching action rule's faults, and forwards with the route's timeout and retries under the
 // cluster's circuit breakers, streaming bodies both ways. Every request yields one record.
+//
+// It has its own HTTP/1.x engine (server.go, upstream.go, wire.go) rather than net/http's server
+// and Transport: a request is read, routed, sent upstream and answered in its connection's own
+// goroutine, heads are parsed in place and passed on line by line, and upstream connections are
+// pooled per instance. That is most of what a sidecar costs per request.
 package proxy
 
 import (
-	"crypto/tls"
 	"encoding/hex"
-	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -54,15 +56,20 @@ type Config struct {
 	OnTraceStart func(*records.Record)
 	// Metrics, if set, counts requests.
 	Metrics *Metrics
-	// Transport sends requests upstream; nil: a transport tuned for a sidecar (keep-alive pools of
-	// 256 connections per instance, 1 s connect timeout, no compression, no proxy from the environment).
-	Transport http.RoundTripper
 	// ConnectTimeout bounds a connection attempt to an instance (default 1 s, Envoy's).
 	ConnectTimeout time.Duration
-	Logger         *slog.Logger
+	// MaxIdleConnsPerInstance bounds the keep-alive connections kept open to one instance
+	// (default 256).
+	MaxIdleConnsPerInstance int
+	// IdleTimeout closes a caller's connection left idle that long (default 120 s), and an
+	// upstream connection idle in the pool that long (default 60 s, below common server keep-alive
+	// timeouts, so that the pool rarely holds a connection the instance has closed).
+	IdleTimeout, UpstreamIdleTimeout time.Duration
+	Logger                           *slog.Logger
 }
 
-// Proxy is an http.Handler. Swap in a new table with SetTable; requests never wait for it.
+// Proxy routes requests by its current table. Swap in a new table with SetTable; requests never
+// wait for it.
 type Proxy struct {
 	cfg     Config
 	selfKey string
@@ -70,7 +77,11 @@ type Proxy struct {
 	idSeq   atomic.Uint64 // the sequence after it
 	table   atomic.Pointer[table.Table]
 	log     *slog.Logger
-	bufs    sync.Pool
+	pools   sync.Map // *table.EndpointState -> *upstreamPool
+	dialer  net.Dialer
+
+	done      chan struct{} // closed by Close: stops the janitor
+	closeOnce sync.Once
 }
 
 // New returns a proxy with an empty table.
@@ -78,37 +89,27 @@ func New(cfg Config) *Proxy {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = time.Second
 	}
-	if cfg.Transport == nil {
-		cfg.Transport = NewTransport(cfg.ConnectTimeout)
+	if cfg.MaxIdleConnsPerInstance <= 0 {
+		cfg.MaxIdleConnsPerInstance = 256
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.UpstreamIdleTimeout <= 0 {
+		cfg.UpstreamIdleTimeout = 60 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{cfg: cfg, selfKey: cfg.Self.Name + ":" + strings.Join(cfg.Self.Tags, ","), log: cfg.Logger,
-		idBase: strconv.FormatUint(rand.Uint64()>>16, 36) + "-"}
-	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+		idBase: strconv.FormatUint(rand.Uint64()>>16, 36) + "-",
+		dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}, done: make(chan struct{})}
 	p.table.Store(&table.Table{})
+	go p.janitor()
 	if cfg.Metrics != nil {
 		cfg.Metrics.table = p.Table
 	}
 	return p
-}
-
-// NewTransport returns the upstream transport the proxy uses by default.
-func NewTransport(connectTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 nil, // never an HTTP_PROXY from the environment: the sidecar is the proxy
-		DialContext:           d.DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		DisableCompression:    true, // pass bodies through as they are
-		ExpectContinueTimeout: time.Second,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:     false,
-	}
 }
 
 // SetTable swaps in a new routing table; requests in flight finish on the one they started with.
@@ -119,42 +120,71 @@ func (p *Proxy) Table() *table.Table { return p.table.Load() }
 
 // request is one proxied request's state.
 type request struct {
-	w        http.ResponseWriter
-	r        *http.Request
+	cc       *clientConn
+	h        *head // valid until the request's body is read
 	rec      *records.Record
 	flags    []string
+	flagBuf  [4]string
 	cluster  *table.Cluster
 	attempts int
+
+	// What the rest of the exchange needs of the head, kept apart from it.
+	head      bool // a HEAD request: the answer has no body
+	minor     int  // the caller's HTTP/1.minor
+	keep      bool // the caller's connection may serve another request
+	answered  bool // the answer's head went to the caller
+	requestID string
+	genID     bool // requestID was made here: send it upstream
 }
 
 func (q *request) flag(f string) { q.flags = append(q.flags, f) }
 
-// ServeHTTP proxies one request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve handles one request whose head cc has parsed, and reports whether the connection may
+// carry another.
+func (p *Proxy) serve(cc *clientConn, h *head) bool {
 	start := time.Now()
 	t := p.table.Load()
+	rawPath, _ := splitTarget(h.target)
 	rec := &records.Record{
-		StartTime: start.UTC(), Src: p.selfKey, Method: r.Method, Path: r.URL.Path, Protocol: r.Proto,
-		UserAgent: r.UserAgent(), XForwarded: r.Header.Get("X-Forwarded-For"), UpstreamResponseTime: -1,
+		StartTime: start.UTC(), Src: p.selfKey, Method: methodString(h.method), Path: string(rawPath),
+		Protocol: protoString(h.minor), UpstreamResponseTime: -1,
 	}
-	q := &request{w: w, r: r, rec: rec}
+	if ua := h.get("User-Agent"); ua != nil {
+		rec.UserAgent = string(ua)
+	}
+	if xff := h.get("X-Forwarded-For"); xff != nil {
+		rec.XForwarded = string(xff)
+	}
+	q := &request{cc: cc, h: h, rec: rec, head: rec.Method == "HEAD", minor: h.minor, keep: !h.close}
+	q.flags = q.flagBuf[:0]
 	defer p.finish(q, start)
 
-	rid := r.Header.Get("X-Request-Id")
-	if rid == "" {
-		rid = newRequestID()
-		r.Header.Set("X-Request-Id", rid)
+	if rid := h.get("X-Request-Id"); len(rid) > 0 {
+		q.requestID = string(rid)
+	} else {
+		q.requestID, q.genID = newRequestID(), true
 	}
-	rec.RequestID = rid
+	rec.RequestID = q.requestID
 
-	name, path := destination(r, t)
+	if h.expect100 && (h.contentLength > 0 || h.chunked) {
+		// The caller waits for a go-ahead before it sends the body; the proxy gives it, so that
+		// the body can be read and sent on as any other (and sent again on a retry).
+		cc.w.writeString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := cc.w.flush(); err != nil {
+			q.flag(FlagDownstream)
+			q.keep = false
+			return false
+		}
+	}
+
+	name, path := destination(h, rec.Path, t)
 	d := t.Lookup(name)
 	if d == nil {
-		p.fail(q, http.StatusNotFound, FlagNoRoute, fmt.Sprintf("no route: this sidecar knows no service %q (no rules and no registered instances); call http://localhost:<port>/<service>/<path>", name))
+		p.fail(q, 404, FlagNoRoute, "no route: this sidecar knows no service \""+name+"\" (no rules and no registered instances); call http://localhost:<port>/<service>/<path>")
 		rec.Dst = name + ":"
-		return
+		return p.skipBody(q)
 	}
-	route, backend, c := d.Pick(p.cfg.Self, rules.HTTPHeader(r.Header), path, rand.Float64())
+	route, backend, c := d.Pick(p.cfg.Self, h, path, rand.Float64())
 	q.cluster = c
 	rec.Dst = c.Key
 	timeout, retries := rules.DefaultTimeout, 0
@@ -171,7 +201,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var first *table.Endpoint
-	if a := d.Action(p.cfg.Self, rules.HTTPHeader(r.Header)); a != nil {
+	if a := d.Action(p.cfg.Self, h); a != nil {
 		// Action tags name the versions a fault applies to. A rule's backend says its tags; on the
 		// default route they are the instance's, so it is picked now.
 		tags := c.Tags
@@ -182,31 +212,98 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if done := p.faults(q, a, tags); done {
-			return
+			return p.skipBody(q)
 		}
 	}
 	p.forward(q, c, first, path, timeout, retries)
+	return q.keep
+}
+
+// skipBody reads and drops the body of a request that was answered without forwarding, so that the
+// connection can carry the next request; a large or unframed body closes it instead.
+func (p *Proxy) skipBody(q *request) bool {
+	if !q.keep || q.h == nil {
+		return false
+	}
+	h := q.h
+	switch {
+	case h.chunked:
+		return false
+	case h.contentLength > 0:
+		if h.contentLength > 64<<10 || q.cc.r.discardN(h.contentLength) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // destination finds where a request goes: its Host, if that names a destination the table knows;
 // otherwise the first path segment, which is stripped.
-func destination(r *http.Request, t *table.Table) (name, path string) {
-	host := r.Host
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
+func destination(h *head, rawPath string, t *table.Table) (name, path string) {
+	if host := h.get("Host"); len(host) > 0 {
+		if i := lastColon(host); i >= 0 {
+			host = host[:i]
+		}
+		if t.Lookup(string(host)) != nil {
+			return string(host), rawPath
+		}
 	}
-	if host != "" && t.Lookup(host) != nil {
-		return host, r.URL.Path
-	}
-	p := strings.TrimPrefix(r.URL.Path, "/")
+	p := strings.TrimPrefix(rawPath, "/")
 	if i := strings.IndexByte(p, '/'); i >= 0 {
 		return p[:i], p[i:]
 	}
 	return p, "/"
 }
 
+// lastColon returns the index of a host's port separator, or -1 (an IPv6 literal's colons are not).
+func lastColon(host []byte) int {
+	for i := len(host) - 1; i >= 0; i-- {
+		switch host[i] {
+		case ':':
+			return i
+		case ']':
+			return -1
+		}
+	}
+	return -1
+}
+
+// splitTarget returns the path and the query (with its '?') of a request target, in origin form
+// ("/a/b?x") or absolute form ("http://host/a/b?x", as clients that use the sidecar as their
+// HTTP proxy send it).
+func splitTarget(target []byte) (path, query []byte) {
+	if len(target) > 0 && target[0] != '/' {
+		if i := indexString(target, "://"); i >= 0 {
+			rest := target[i+3:]
+			j := 0
+			for j < len(rest) && rest[j] != '/' && rest[j] != '?' {
+				j++
+			}
+			target = rest[j:]
+			if len(target) == 0 || target[0] == '?' {
+				target = append([]byte("/"), target...)
+			}
+		}
+	}
+	for i, c := range target {
+		if c == '?' {
+			return target[:i], target[i:]
+		}
+	}
+	return target, nil
+}
+
+func indexString(b []byte, s string) int {
+	for i := 0; i+len(s) <= len(b); i++ {
+		if string(b[i:i+len(s)]) == s {
+			return i
+		}
+	}
+	return -1
+}
+
 // faults applies an action rule's actions that apply to a backend with tags, in order. It reports
-// whether the request was answered (an abort).
+// whether the request was answered (an abort, or the caller gone during a delay).
 func (p *Proxy) faults(q *request, a *rules.ActionRule, tags []string) bool {
 	for i := range a.Actions {
 		act := &a.Actions[i]
@@ -227,13 +324,10 @@ func (p *Proxy) faults(q *request, a *rules.ActionRule, tags []string) bool {
 				continue
 			}
 			q.flag(FlagFaultDelay)
-			timer := time.NewTimer(act.Delay)
-			select {
-			case <-timer.C:
-			case <-q.r.Context().Done():
-				timer.Stop()
+			if gone := q.cc.sleep(act.Delay); gone {
 				q.flag(FlagDownstream)
 				q.rec.Status = 499
+				q.keep = false
 				return true
 			}
 		case "abort":
@@ -243,9 +337,10 @@ func (p *Proxy) faults(q *request, a *rules.ActionRule, tags []string) bool {
 			q.flag(FlagFaultAbort)
 			if act.Reset {
 				q.rec.Status = 0
-				panic(http.ErrAbortHandler) // closes the connection without an answer; finish still runs
+				q.keep = false // closes the connection without an answer
+				return true
 			}
-			p.answer(q, act.ReturnCode, fmt.Sprintf("fault injected: abort with %d (action rule %q)", act.ReturnCode, a.ID))
+			p.answer(q, act.ReturnCode, "fault injected: abort with "+strconv.Itoa(act.ReturnCode)+" (action rule \""+a.ID+"\")")
 			return true
 		}
 	}
@@ -258,27 +353,41 @@ func (p *Proxy) fail(q *request, status int, flag, msg string) {
 	p.answer(q, status, msg)
 }
 
+// answer sends an answer the proxy made itself: a status and a one-line text body.
 func (p *Proxy) answer(q *request, status int, msg string) {
-	h := q.w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set(ResponseFlagsHeader, strings.Join(q.flags, ","))
-	h.Set("X-Request-Id", q.rec.RequestID)
-	q.w.WriteHeader(status)
-	_, _ = io.WriteString(q.w, msg+"\n")
+	w := &q.cc.w
+	w.writeString("HTTP/1.1 ")
+	w.writeString(strconv.Itoa(status))
+	w.writeString(" ")
+	w.writeString(http.StatusText(status))
+	w.writeString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
+	w.writeString(ResponseFlagsHeader)
+	w.writeString(": ")
+	w.writeString(strings.Join(q.flags, ","))
+	w.writeString("\r\nX-Request-Id: ")
+	w.writeString(q.requestID)
+	w.writeString("\r\nContent-Length: ")
+	w.writeString(strconv.Itoa(len(msg) + 1))
+	if !q.keep {
+		w.writeString("\r\nConnection: close")
+	} else if q.minor == 0 {
+		w.writeString("\r\nConnection: keep-alive")
+	}
+	w.writeString("\r\n\r\n")
+	if !q.head {
+		w.writeString(msg)
+		w.writeString("\n")
+	}
+	if err := w.flush(); err != nil {
+		q.flag(FlagDownstream)
+		q.keep = false
+	}
+	q.answered = true
 	q.rec.Status = status
 }
 
 // finish completes the record and the metrics of a request, however it ended.
 func (p *Proxy) finish(q *request, start time.Time) {
-	if v := recover(); v != nil {
-		p.record(q, start)
-		panic(v) // http.ErrAbortHandler: let the server close the connection
-	}
-	p.record(q, start)
-}
-
-func (p *Proxy) record(q *request, start time.Time) {
 	rec := q.rec
 	rec.RequestTime = float64(time.Since(start).Microseconds()) / 1000
 	rec.Attempts = q.attempts
@@ -315,6 +424,34 @@ func classIndex(status int) int {
 		return 0
 	}
 	return status / 100
+}
+
+// methodString returns the method as a string, without allocating for the common ones.
+func methodString(m []byte) string {
+	switch string(m) {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "HEAD":
+		return "HEAD"
+	case "PATCH":
+		return "PATCH"
+	case "OPTIONS":
+		return "OPTIONS"
+	}
+	return string(m)
+}
+
+func protoString(minor int) string {
+	if minor == 0 {
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
 }
 
 // newRequestID returns a random id in UUID form. It needs no cryptographic strength: it correlates

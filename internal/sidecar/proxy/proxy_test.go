@@ -82,9 +82,27 @@ func newHarness(t *testing.T) *harness {
 	ring := records.NewRing(10000)
 	reg := prometheus.NewRegistry()
 	p := New(Config{Self: self, Ring: ring, Metrics: NewMetrics(reg, "productpage")})
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return &harness{t: t, proxy: p, url: srv.URL, ring: ring, reg: reg, pool: table.NewPool()}
+	return &harness{t: t, proxy: p, url: serveProxy(t, p), ring: ring, reg: reg, pool: table.NewPool()}
+}
+
+// serveProxy serves p on a loopback port until the test ends, and returns its URL.
+func serveProxy(t *testing.T, p *Proxy) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(p)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
+		p.Close()
+	})
+	return "http://" + ln.Addr().String()
 }
 
 func (h *harness) set(rs []api.Rule, instances ...api.Instance) {

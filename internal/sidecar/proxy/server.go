@@ -1,0 +1,281 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var syscallEMFILE = syscall.EMFILE
+
+// Server serves the proxy on a listener: one goroutine per caller connection, which reads each
+// request, routes and forwards it, and answers, in turn (HTTP/1.1 keep-alive; pipelined requests
+// are answered in order).
+type Server struct {
+	p       *Proxy
+	closing atomic.Bool
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*clientConn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewServer returns a server of p.
+func NewServer(p *Proxy) *Server {
+	return &Server{p: p, conns: map[*clientConn]struct{}{}}
+}
+
+// ErrServerClosed is what Serve returns after Shutdown or Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts connections on ln until Shutdown or Close, and serves them.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	if s.closing.Load() {
+		ln.Close()
+		return ErrServerClosed
+	}
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.p.log.Warn("proxy: accept failed; retrying", "error", err, "in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		cc := newClientConn(s, c)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns[cc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go cc.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets each request in progress finish (its
+// answer says Connection: close), and returns when all are done or ctx ends (then with its error;
+// Close ends the rest).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for cc := range s.conns {
+		if cc.state.Load() == stateIdle {
+			_ = cc.c.SetReadDeadline(time.Now()) // ends its wait for a next request
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listener and every connection, ending the requests in progress.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for cc := range s.conns {
+		cc.c.Close()
+		if uc := cc.up.Load(); uc != nil {
+			uc.close()
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+const (
+	stateIdle = iota
+	stateActive
+)
+
+// clientConn is a caller's connection.
+type clientConn struct {
+	srv      *Server
+	c        net.Conn
+	r        connReader
+	w        connWriter
+	h        head // the request being served
+	resp     head // the answer being relayed
+	out      []byte
+	remoteIP string
+	state    atomic.Int32
+	up       atomic.Pointer[upConn] // the upstream connection in use, for Close
+
+	// The watch of the connection while a request waits (see startWatch).
+	gone      atomic.Bool
+	watchDone chan struct{}
+	extra     []byte // what the watch read past the request: the start of the next one
+	scratch   []byte
+}
+
+var clientConnPool sync.Pool
+
+func newClientConn(s *Server, c net.Conn) *clientConn {
+	cc, _ := clientConnPool.Get().(*clientConn)
+	if cc == nil {
+		cc = &clientConn{}
+	}
+	cc.srv, cc.c = s, c
+	cc.r.reset(c)
+	cc.w.reset(c)
+	cc.remoteIP = ""
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.remoteIP = a.IP.String()
+	} else if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+		cc.remoteIP = host
+	}
+	cc.extra = cc.extra[:0]
+	cc.state.Store(stateIdle)
+	return cc
+}
+
+func (cc *clientConn) serve() {
+	s, p := cc.srv, cc.srv.p
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("proxy: panic serving a connection", "panic", v, "remote", cc.c.RemoteAddr().String())
+		}
+		cc.c.Close()
+		s.mu.Lock()
+		delete(s.conns, cc)
+		s.mu.Unlock()
+		s.wg.Done()
+		cc.c, cc.srv = nil, nil
+		cc.r.c, cc.w.c = nil, nil
+		if cap(cc.r.buf) == readBufSize { // a grown buffer goes with the connection
+			clientConnPool.Put(cc)
+		}
+	}()
+	for {
+		cc.state.Store(stateIdle)
+		if s.closing.Load() {
+			return
+		}
+		if len(cc.extra) > 0 {
+			cc.r.inject(cc.extra)
+			cc.extra = cc.extra[:0]
+		}
+		_ = cc.c.SetReadDeadline(time.Now().Add(p.cfg.IdleTimeout))
+		raw, err := cc.r.readHead()
+		if err != nil {
+			if errors.Is(err, errHeadTooLarge) {
+				cc.reject(431, "request head larger than 64 KiB")
+			} else if cc.r.buffered() > 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+				cc.reject(400, "incomplete request head")
+			}
+			return
+		}
+		cc.state.Store(stateActive)
+		_ = cc.c.SetReadDeadline(time.Time{})
+		if err := cc.h.parseRequest(raw); err != nil {
+			cc.reject(400, err.Error())
+			return
+		}
+		if string(cc.h.method) == "CONNECT" {
+			cc.reject(405, "CONNECT is not proxied: call http://localhost:<port>/<service>/<path>")
+			return
+		}
+		if !p.serve(cc, &cc.h) {
+			return
+		}
+	}
+}
+
+// reject answers a request that cannot be served, and the connection closes.
+func (cc *clientConn) reject(status int, msg string) {
+	w := &cc.w
+	w.writeString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) +
+		"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(msg)+1) + "\r\n\r\n" + msg + "\n")
+	_ = w.flush()
+}
+
+// startWatch watches the connection for the caller going away while its request waits (for an
+// answer, or a delay): a goroutine reads from it; an error or end of stream sets gone and calls
+// wake. Bytes that arrive meanwhile (a pipelined request) are kept for the next request. It
+// reports whether a watch started: none is needed when more of the caller's data is already
+// buffered, which shows it is there.
+func (cc *clientConn) startWatch(wake func()) bool {
+	if cc.r.buffered() > 0 {
+		return false
+	}
+	cc.gone.Store(false)
+	cc.watchDone = make(chan struct{})
+	if cc.scratch == nil {
+		cc.scratch = make([]byte, 1024)
+	}
+	_ = cc.c.SetReadDeadline(time.Time{})
+	go func(done chan struct{}) {
+		defer close(done)
+		n, err := cc.c.Read(cc.scratch)
+		if n > 0 {
+			cc.extra = append(cc.extra, cc.scratch[:n]...)
+			return
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			cc.gone.Store(true)
+			wake()
+		}
+	}(cc.watchDone)
+	return true
+}
+
+// stopWatch ends the watch and reports whether the caller went away.
+func (cc *clientConn) stopWatch() bool {
+	_ = cc.c.SetReadDeadline(aLongTimeAgo)
+	<-cc.watchDone
+	return cc.gone.Load()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// sleep waits d, and reports whether the caller went away meanwhile (the wait then ends early).
+func (cc *clientConn) sleep(d time.Duration) (gone bool) {
+	woke := make(chan struct{}, 1)
+	watching := cc.startWatch(func() { woke <- struct{}{} })
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-woke:
+	}
+	if watching {
+		return cc.stopWatch()
+	}
+	return false
+}

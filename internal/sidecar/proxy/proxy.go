@@ -134,15 +134,28 @@ type request struct {
 	keep      bool // the caller's connection may serve another request
 	answered  bool // the answer's head went to the caller
 	requestID string
-	genID     bool // requestID was made here: send it upstream
+	genID     bool      // requestID was made here: send it upstream
+	deadline  time.Time // the route's timeout, from when forwarding began
 }
 
 func (q *request) flag(f string) { q.flags = append(q.flags, f) }
 
 // serve handles one request whose head cc has parsed, and reports whether the connection may
-// carry another.
+// carry another. The request's record and metrics are complete before the end of its answer is
+// sent, so that a caller that got its answer finds them.
 func (p *Proxy) serve(cc *clientConn, h *head) bool {
 	start := time.Now()
+	q := &request{cc: cc, h: h}
+	p.handle(q, start)
+	p.finish(q, start)
+	if err := cc.w.flush(); err != nil {
+		return false
+	}
+	return q.keep
+}
+
+func (p *Proxy) handle(q *request, start time.Time) {
+	cc, h := q.cc, q.h
 	t := p.table.Load()
 	rawPath, _ := splitTarget(h.target)
 	rec := &records.Record{
@@ -155,9 +168,8 @@ func (p *Proxy) serve(cc *clientConn, h *head) bool {
 	if xff := h.get("X-Forwarded-For"); xff != nil {
 		rec.XForwarded = string(xff)
 	}
-	q := &request{cc: cc, h: h, rec: rec, head: rec.Method == "HEAD", minor: h.minor, keep: !h.close}
+	q.rec, q.head, q.minor, q.keep = rec, rec.Method == "HEAD", h.minor, !h.close
 	q.flags = q.flagBuf[:0]
-	defer p.finish(q, start)
 
 	if rid := h.get("X-Request-Id"); len(rid) > 0 {
 		q.requestID = string(rid)
@@ -173,7 +185,7 @@ func (p *Proxy) serve(cc *clientConn, h *head) bool {
 		if err := cc.w.flush(); err != nil {
 			q.flag(FlagDownstream)
 			q.keep = false
-			return false
+			return
 		}
 	}
 
@@ -182,7 +194,8 @@ func (p *Proxy) serve(cc *clientConn, h *head) bool {
 	if d == nil {
 		p.fail(q, 404, FlagNoRoute, "no route: this sidecar knows no service \""+name+"\" (no rules and no registered instances); call http://localhost:<port>/<service>/<path>")
 		rec.Dst = name + ":"
-		return p.skipBody(q)
+		q.keep = p.skipBody(q)
+		return
 	}
 	route, backend, c := d.Pick(p.cfg.Self, h, path, rand.Float64())
 	q.cluster = c
@@ -212,11 +225,11 @@ func (p *Proxy) serve(cc *clientConn, h *head) bool {
 			}
 		}
 		if done := p.faults(q, a, tags); done {
-			return p.skipBody(q)
+			q.keep = p.skipBody(q)
+			return
 		}
 	}
 	p.forward(q, c, first, path, timeout, retries)
-	return q.keep
 }
 
 // skipBody reads and drops the body of a request that was answered without forwarding, so that the
@@ -377,10 +390,6 @@ func (p *Proxy) answer(q *request, status int, msg string) {
 	if !q.head {
 		w.writeString(msg)
 		w.writeString("\n")
-	}
-	if err := w.flush(); err != nil {
-		q.flag(FlagDownstream)
-		q.keep = false
 	}
 	q.answered = true
 	q.rec.Status = status

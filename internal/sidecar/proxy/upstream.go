@@ -73,6 +73,7 @@ func (p *Proxy) getConn(ep *table.Endpoint, deadline time.Time) (*upConn, error)
 			c.Close()
 			return nil, err
 		}
+		_ = tc.SetDeadline(time.Time{})
 		c = tc
 	}
 	uc := &upConn{c: c, pool: pl}
@@ -87,7 +88,6 @@ func (p *Proxy) putConn(uc *upConn) {
 		uc.close()
 		return
 	}
-	_ = uc.c.SetDeadline(time.Time{})
 	uc.idleAt = time.Now()
 	pl := uc.pool
 	pl.mu.Lock()
@@ -205,6 +205,7 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 	h := q.h
 	cc := q.cc
 	deadline := time.Now().Add(timeout)
+	q.deadline = deadline
 	hasBody := h.chunked || h.contentLength > 0
 	// A body already wholly read with the head can be sent again; one still arriving cannot.
 	replayable := !hasBody || (!h.chunked && int64(cc.r.buffered()) >= h.contentLength)
@@ -277,7 +278,6 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 			return
 		}
 		cc.up.Store(uc)
-		_ = uc.c.SetDeadline(deadline)
 		sent := time.Now()
 		bodyConsumed, err := p.send(q, uc, ep, host, h, replayable)
 		var resp *head
@@ -448,6 +448,14 @@ func (p *Proxy) send(q *request, uc *upConn, ep *table.Endpoint, host []byte, h 
 		w.writeString(ep.Addr)
 	}
 	w.writeString("\r\n\r\n")
+	streaming := h.chunked || (h.contentLength > 0 && !replayable)
+	if streaming {
+		// The body arrives as it is sent: both sides get deadlines, cleared afterwards.
+		_ = uc.c.SetWriteDeadline(q.deadline)
+		defer uc.c.SetWriteDeadline(time.Time{})
+		cc.armed = time.Now().Add(p.cfg.IdleTimeout)
+		_ = cc.c.SetReadDeadline(cc.armed)
+	}
 	switch {
 	case h.chunked:
 		consumed = true
@@ -514,6 +522,9 @@ func (p *Proxy) awaitAnswer(q *request, uc *upConn, deadline time.Time) (*head, 
 				return nil, errCallerGone
 			}
 			continue
+		}
+		if resp.chunked || resp.contentLength < 0 || int64(uc.r.buffered()) < resp.contentLength || watching {
+			_ = uc.c.SetReadDeadline(deadline) // the body takes more reads: the full deadline applies
 		}
 		return resp, nil
 	}
@@ -595,12 +606,6 @@ func (p *Proxy) relay(q *request, uc *upConn, resp *head) (reusable, ok bool) {
 	default:
 		err = uc.r.copyToEOF(w)
 		respClose = true
-	}
-	if err == nil {
-		err = w.flush()
-		if err != nil {
-			err = &copyError{err: err}
-		}
 	}
 	if err != nil {
 		var ce *copyError

@@ -14,7 +14,7 @@ import (
 // goes through chunk by chunk as it came, trailers included).
 
 const (
-	readBufSize = 8 << 10 // a connection's read buffer; grows to maxHeadSize for a large head
+	readBufSize = 8 << 10  // a connection's read buffer; grows to maxHeadSize for a large head
 	maxHeadSize = 64 << 10 // the largest request or response head accepted
 	maxLineSize = 4 << 10  // the largest chunk-size or trailer line
 )

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/a8fabric/a8/internal/sidecar/table"
@@ -31,14 +32,17 @@ func (uc *upConn) close() { _ = uc.c.Close() }
 type upstreamPool struct {
 	mu   sync.Mutex
 	idle []*upConn
+	dead atomic.Bool // dropped by sweep: its instance left the table
 }
 
 func (p *Proxy) pool(ep *table.Endpoint) *upstreamPool {
-	if v, ok := p.pools.Load(ep.State); ok {
-		return v.(*upstreamPool)
+	if v, ok := ep.State.Conns.Load().(*upstreamPool); ok && !v.dead.Load() {
+		return v
 	}
 	v, _ := p.pools.LoadOrStore(ep.State, &upstreamPool{})
-	return v.(*upstreamPool)
+	pl := v.(*upstreamPool)
+	ep.State.Conns.Store(pl)
+	return pl
 }
 
 // getConn returns an idle connection to ep, or dials one (by the deadline at the latest).
@@ -91,7 +95,7 @@ func (p *Proxy) putConn(uc *upConn) {
 	uc.idleAt = time.Now()
 	pl := uc.pool
 	pl.mu.Lock()
-	if len(pl.idle) < p.cfg.MaxIdleConnsPerInstance {
+	if len(pl.idle) < p.cfg.MaxIdleConnsPerInstance && !pl.dead.Load() {
 		pl.idle = append(pl.idle, uc)
 		uc = nil
 	}
@@ -127,6 +131,7 @@ func (p *Proxy) sweep() {
 		empty := len(keep) == 0
 		pl.mu.Unlock()
 		if empty && !live[k.(*table.EndpointState)] {
+			pl.dead.Store(true)
 			p.pools.Delete(k)
 		}
 		return true
@@ -440,7 +445,7 @@ func (p *Proxy) send(q *request, uc *upConn, ep *table.Endpoint, host []byte, h 
 	}
 	w.writeString("Host: ")
 	switch {
-	case net.ParseIP(ep.Host) == nil:
+	case ep.Named:
 		w.writeString(ep.Host)
 	case len(host) > 0:
 		_ = w.write(host)

@@ -486,6 +486,12 @@ func (h *head) parseLines(b []byte) error {
 		}
 		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
 		hl := headLine{name: name, value: value}
+		switch name[0] | 0x20 { // only names starting with c, e, k, p, t or u concern the proxy
+		case 'c', 'e', 'k', 'p', 't', 'u':
+		default:
+			h.lines = append(h.lines, hl)
+			continue
+		}
 		switch {
 		case equalFold(name, "Content-Length"):
 			n, err := strconv.ParseInt(string(value), 10, 64)
@@ -628,12 +634,22 @@ func isToken(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+		if !tokenChar[c] {
 			return false
 		}
 	}
 	return true
 }
+
+var tokenChar = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte(`"(),/:;<=>?@[\]{}`) {
+		t[c] = false
+	}
+	return t
+}()
 
 func truncate(b []byte) string {
 	if len(b) > 64 {

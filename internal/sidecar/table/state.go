@@ -15,6 +15,10 @@ type EndpointState struct {
 	failures     atomic.Int32 // consecutive failures
 	ejections    atomic.Int32 // how often it was ejected in a row (ejection time grows with it)
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0: not ejected
+
+	// Conns is the proxy's pool of connections to the endpoint, kept here so that it survives
+	// table rebuilds and costs one atomic load to find.
+	Conns atomic.Value
 }
 
 // Active is the number of requests in flight to the endpoint.

@@ -73,6 +73,7 @@ type Endpoint struct {
 	Key    string // "service:tag1,tag2" (tags sorted): the instance's version, for records
 	Addr   string // host:port, ready to dial
 	Host   string // the host part, for a Host header to a name rather than an IP
+	Named  bool   // Host is a name, not an IP address: requests carry it as their Host
 	Scheme string // http or https
 	Tags   []string
 	State  *EndpointState // survives rebuilds
@@ -311,7 +312,7 @@ func endpoint(in *api.Instance, gen *generation) *Endpoint {
 	addr := net.JoinHostPort(host, port)
 	tags := slices.Clone(in.Tags)
 	slices.Sort(tags)
-	return &Endpoint{ID: in.ID, Key: in.ServiceName + ":" + strings.Join(tags, ","), Addr: addr, Host: host, Scheme: scheme,
+	return &Endpoint{ID: in.ID, Key: in.ServiceName + ":" + strings.Join(tags, ","), Addr: addr, Host: host, Named: net.ParseIP(host) == nil, Scheme: scheme,
 		Tags: in.Tags, State: gen.endpoint(scheme + "://" + addr)}
 }
 

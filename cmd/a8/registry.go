@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a8fabric/a8/internal/catalog"
 	"github.com/a8fabric/a8/internal/registry"
 	"github.com/a8fabric/a8/internal/store"
 	"github.com/a8fabric/a8/internal/store/memory"
@@ -24,11 +25,13 @@ type registryFlags struct {
 	store       string
 	redis       redisFlags
 	replication bool
+	catalogs    catalogFlags
 }
 
 func (f *registryFlags) register(fs *flag.FlagSet) {
 	f.serverFlags.register(fs)
 	f.leaseFlags.register(fs)
+	f.catalogs.register(fs)
 	fs.StringVar(&f.store, "store", "memory", "instance store: memory (embedded) or redis")
 	fs.StringVar(&f.redis.address, "store_address", "", "Redis host:port or redis:// URL, with --store redis")
 	fs.StringVar(&f.redis.password, "store_password", "", "Redis password, with --store redis")
@@ -44,6 +47,9 @@ func (f *registryFlags) register(fs *flag.FlagSet) {
 func (f *registryFlags) validate() error {
 	if f.replication {
 		return errors.New("--replication: a8 does not replicate between in-memory registries; run several registries with --store redis --store_address host:port, they share one state")
+	}
+	if err := f.catalogs.validate(); err != nil {
+		return err
 	}
 	return f.leaseFlags.validate()
 }
@@ -80,9 +86,14 @@ func runRegistry(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeStore()
+	cats, err := f.catalogs.open(log)
+	if err != nil {
+		return err
+	}
+	instances = catalog.Merge(instances, cats...)
 
 	cfg := f.leaseFlags.config(instances)
-	cfg.Auth, cfg.RequireHTTPS, cfg.Logger = authn, f.requireHTTPS, log.With("component", "registry")
+	cfg.Auth, cfg.RequireHTTPS, cfg.Logger, cfg.Catalogs = authn, f.requireHTTPS, log.With("component", "registry"), cats
 	reg, err := registry.New(cfg)
 	if err != nil {
 		return err
@@ -93,7 +104,7 @@ func runRegistry(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("a8 registry listening", "address", ln.Addr().String(), "store", f.store,
 		"auth_mode", f.authMode, "version", version.String())
-	return serve(ctx, log, ln, reg.Handler(), reg.Drain, reg.Run)
+	return serve(ctx, log, ln, reg.Handler(), reg.Drain, append(catalogRuns(cats), reg.Run)...)
 }
 
 // openInstanceStore opens the registry's store of --store.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/a8fabric/a8/internal/catalog"
 	"github.com/a8fabric/a8/internal/controller"
 	"github.com/a8fabric/a8/internal/httpapi"
 	"github.com/a8fabric/a8/internal/registry"
@@ -18,13 +19,15 @@ type upFlags struct {
 	serverFlags
 	leaseFlags
 	recipeFlags
-	dataDir string
+	catalogs catalogFlags
+	dataDir  string
 }
 
 func (f *upFlags) register(fs *flag.FlagSet) {
 	f.serverFlags.register(fs)
 	f.leaseFlags.register(fs)
 	f.recipeFlags.register(fs)
+	f.catalogs.register(fs)
 	fs.StringVar(&f.dataDir, "data_dir", DefaultDataDir, "directory where rules are written before a change is acknowledged (empty: memory only)")
 }
 
@@ -44,6 +47,9 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := f.leaseFlags.validate(); err != nil {
 		return err
 	}
+	if err := f.catalogs.validate(); err != nil {
+		return err
+	}
 	log, authn, err := f.setup(stderr)
 	if err != nil {
 		return err
@@ -55,10 +61,14 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	instances := memory.NewInstances(nil)
+	cats, err := f.catalogs.open(log)
+	if err != nil {
+		return err
+	}
+	instances := catalog.Merge(memory.NewInstances(nil), cats...)
 
 	rcfg := f.leaseFlags.config(instances)
-	rcfg.Auth, rcfg.Logger = authn, log.With("component", "registry")
+	rcfg.Auth, rcfg.Logger, rcfg.Catalogs = authn, log.With("component", "registry"), cats
 	reg, err := registry.New(rcfg)
 	if err != nil {
 		return err
@@ -95,7 +105,7 @@ func runUp(ctx context.Context, args []string, stderr io.Writer) error {
 		"auth_mode", f.authMode, "version", version.String(),
 		"registry", "http://localhost:"+portOf(ln.Addr().String())+"/api/v1/instances",
 		"controller", "http://localhost:"+portOf(ln.Addr().String())+"/v1/rules")
-	return serve(ctx, log, ln, h, func() { reg.Drain(); ctl.Drain() }, reg.Run)
+	return serve(ctx, log, ln, h, func() { reg.Drain(); ctl.Drain() }, append(catalogRuns(cats), reg.Run)...)
 }
 
 func portOf(addr string) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/a8fabric/a8/internal/auth"
+	"github.com/a8fabric/a8/internal/catalog"
 	"github.com/a8fabric/a8/internal/store"
 )
 
@@ -44,6 +45,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported by /uptime.
 	Version string
+	// Catalogs are the catalogs merged into Store (see catalog.Merge), for /uptime to report on.
+	Catalogs []catalog.Catalog
 }
 
 func (c *Config) setDefaults() error {

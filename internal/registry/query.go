@@ -126,10 +126,21 @@ func (lq *listQuery) match(in *store.Instance) bool {
 	return true
 }
 
+// Eureka's statuses (instances from a Eureka client or a remote Eureka catalog) that mean "do not
+// route here", as Eureka clients read them.
+const (
+	statusDown    = "DOWN"
+	statusUnknown = "UNKNOWN"
+)
+
 // routable is the status filter of a query that names none: everything but instances that are
-// starting or out of service.
+// starting, out of service, or down or unknown to Eureka.
 func routable(status string) bool {
-	return status != api.StatusStarting && status != api.StatusOutOfService
+	switch status {
+	case api.StatusStarting, api.StatusOutOfService, statusDown, statusUnknown:
+		return false
+	}
+	return true
 }
 
 // service is the one service the query is restricted to, if any, so the store can list just it.

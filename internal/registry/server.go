@@ -14,6 +14,8 @@ import (
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/internal/auth"
+	"github.com/a8fabric/a8/internal/catalog"
+	"github.com/a8fabric/a8/internal/eureka"
 	"github.com/a8fabric/a8/internal/httpapi"
 	"github.com/a8fabric/a8/internal/store"
 )
@@ -25,6 +27,7 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Instances
 	started time.Time
+	eureka  *eureka.Server // the Eureka API over the same store
 
 	draining context.Context // done once Drain is called
 	drain    context.CancelFunc
@@ -37,8 +40,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, started: time.Now()}
 	s.draining, s.drain = context.WithCancel(context.Background())
+	var err error
+	s.eureka, err = eureka.New(eureka.Config{
+		Store:             cfg.Store,
+		Auth:              cfg.Auth,
+		NamespaceCapacity: cfg.NamespaceCapacity,
+		MinTTL:            cfg.MinTTL,
+		MaxTTL:            cfg.MaxTTL,
+		Logger:            cfg.Logger.With("api", "eureka"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
 }
+
+// Close stops the goroutines of the Eureka API (Run's end stops them too).
+func (s *Server) Close() { s.eureka.Close() }
 
 // Drain ends every blocking query now, each answering with the current state, and makes new ones
 // answer at once. Call it before http.Server.Shutdown, which would otherwise wait for them.
@@ -72,8 +90,9 @@ func (s *Server) Wrap(h http.Handler) http.Handler {
 }
 
 // Mount registers the registry's routes on mux, so that one listener can serve it beside the
-// controller (a8 up).
+// controller (a8 up): the Amalgam8 API and the Eureka API (/eureka/, /api/eureka/).
 func (s *Server) Mount(mux *http.ServeMux) {
+	s.eureka.Mount(mux)
 	api := func(methods map[string]http.Handler) http.Handler {
 		return httpapi.RequireJSON(writeError, auth.Middleware(s.cfg.Auth, writeError, httpapi.Methods(writeError, methods)))
 	}
@@ -101,8 +120,15 @@ func (s *Server) Mount(mux *http.ServeMux) {
 	}))
 }
 
-// Run reaps expired instances every ReapInterval until ctx ends, so that watchers see them go.
+// Run reaps expired instances every ReapInterval until ctx ends, so that watchers see them go, and
+// runs the Eureka API's housekeeping.
 func (s *Server) Run(ctx context.Context) error {
+	eurekaDone := make(chan struct{})
+	go func() {
+		defer close(eurekaDone)
+		_ = s.eureka.Run(ctx)
+	}()
+	defer func() { <-eurekaDone }()
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
 	failing := false
@@ -138,6 +164,10 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 	switch {
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
+	case errors.Is(err, store.ErrReadOnly):
+		// 409, not 403: the instance exists but a catalog owns it, a state that retrying does not
+		// change (clients treat 403 as capacity, to retry later).
+		writeError(w, r, http.StatusConflict, "error_read_only", fmt.Sprintf("%s refused: %v", op, err))
 	case errors.Is(err, store.ErrCapacity):
 		writeError(w, r, http.StatusForbidden, "error_capacity", fmt.Sprintf("%s refused: %v (--namespace_capacity %d)", op, err, s.cfg.NamespaceCapacity))
 	case errors.Is(err, store.ErrUnavailable):
@@ -341,6 +371,15 @@ func (s *Server) uptime(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ping(ctx); err != nil {
 		healthy, status = false, http.StatusServiceUnavailable
 		props["error"] = err.Error()
+	}
+	if len(s.cfg.Catalogs) > 0 {
+		// A catalog out of step is reported, not made unhealthy: the registry serves on with the
+		// catalog's last good content, and a restart would not mend the catalog's source.
+		cats := make(map[string]catalog.Status, len(s.cfg.Catalogs))
+		for _, c := range s.cfg.Catalogs {
+			cats[c.Name()] = c.Status()
+		}
+		props["catalogs"] = cats
 	}
 	httpapi.WriteJSON(w, status, map[string]any{"UPTIME": map[string]any{"healthy": healthy, "properties": props}})
 }

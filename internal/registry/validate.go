@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/internal/store"
@@ -19,6 +20,16 @@ import (
 func InstanceID(service, endpointType, endpointValue string) string {
 	sum := sha256.Sum256([]byte(service + "/" + endpointType + "/" + endpointValue))
 	return hex.EncodeToString(sum[:8])
+}
+
+// CatalogInstance validates a registration as POST /api/v1/instances does and returns the instance
+// it stands for, with the same id, for catalogs that list instances as registration bodies (the
+// file catalog). The lease is dropped: a catalog's instances never expire.
+func CatalogInstance(req *api.InstanceRegistration) (store.Instance, error) {
+	c := Config{DefaultTTL: time.Second, MinTTL: time.Second, MaxTTL: time.Second}
+	in, err := c.toInstance(req)
+	in.TTL = 0
+	return in, err
 }
 
 // fieldError is a registration field that is wrong; it is answered with 400.

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,8 +13,13 @@ import (
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/client"
+	"github.com/a8fabric/a8/internal/catalog"
+	"github.com/a8fabric/a8/internal/catalog/eureka"
+	"github.com/a8fabric/a8/internal/catalog/kubernetes"
 	"github.com/a8fabric/a8/internal/rules"
+	"github.com/a8fabric/a8/internal/sidecar/config"
 	"github.com/a8fabric/a8/internal/sidecar/table"
+	"github.com/a8fabric/a8/internal/store"
 	"github.com/a8fabric/a8/internal/strictjson"
 )
 
@@ -135,24 +141,133 @@ func (s *state) snapshot() map[string]sourceState {
 // watchControlPlane follows the registry's instances and the controller's rules until ctx ends.
 func (s *state) watchControlPlane(ctx context.Context, reg *client.Registry, ctl *client.Controller, regPoll, ctlPoll time.Duration) {
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		_ = reg.WatchInstances(ctx, client.InstanceQuery{}, client.WatchOptions{
 			Poll:    regPoll,
 			OnError: func(err error) { s.failed("registry", err) },
 			OnSync:  func(client.QueryMeta) { s.synced("registry") },
 		}, func(list []api.Instance, meta client.QueryMeta) { s.setInstances(list, meta.Index) })
-	}()
-	go func() {
-		defer wg.Done()
-		_ = ctl.WatchRules(ctx, client.RuleFilter{}, client.WatchOptions{
-			Poll:    ctlPoll,
-			OnError: func(err error) { s.failed("controller", err) },
-			OnSync:  func(client.QueryMeta) { s.synced("controller") },
-		}, func(l api.RuleList, _ client.QueryMeta) { _ = s.setRules("controller", l.Rules, l.Revision) })
-	}()
+	})
+	wg.Go(func() { s.watchRules(ctx, ctl, ctlPoll) })
 	wg.Wait()
+}
+
+// watchRules follows the controller's rules until ctx ends.
+func (s *state) watchRules(ctx context.Context, ctl *client.Controller, poll time.Duration) {
+	_ = ctl.WatchRules(ctx, client.RuleFilter{}, client.WatchOptions{
+		Poll:    poll,
+		OnError: func(err error) { s.failed("controller", err) },
+		OnSync:  func(client.QueryMeta) { s.synced("controller") },
+	}, func(l api.RuleList, _ client.QueryMeta) { _ = s.setRules("controller", l.Rules, l.Revision) })
+}
+
+// newKubernetesClient makes the kubernetes discovery adapter's API client; tests replace it.
+var newKubernetesClient = kubernetes.NewClient
+
+// watchDiscoveryAdapter follows the controller's rules and, instead of the registry's instances,
+// those of the source --discovery_adapter names, read directly with the registry's catalog code:
+// a Kubernetes namespace's EndpointSlices and Pods, or a remote Eureka. Until ctx ends.
+func (s *Sidecar) watchDiscoveryAdapter(ctx context.Context) {
+	cat, ns, err := newAdapterCatalog(s.cfg, s.log)
+	if err != nil {
+		s.log.Error("discovery adapter cannot start; the proxy has no instances to route to", "adapter", s.cfg.DiscoveryAdapter, "error", err)
+		s.state.failed(s.cfg.DiscoveryAdapter, err)
+		return
+	}
+	ctl, err := client.NewController(client.ControllerConfig{URL: s.cfg.Controller.URL, Token: s.cfg.Controller.Token})
+	if err != nil {
+		s.log.Error("controller client", "error", err)
+		return
+	}
+	s.log.Info("routing by instances read directly from the discovery adapter, not the registry", "adapter", cat.Name(), "namespace", ns)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.state.followCatalog(ctx, cat, ns) })
+	wg.Go(func() { s.state.watchRules(ctx, ctl, s.cfg.Controller.Poll) })
+	wg.Wait()
+}
+
+// newAdapterCatalog builds the catalog of cfg's discovery adapter, and the catalog namespace whose
+// instances the sidecar routes to.
+func newAdapterCatalog(cfg *config.Config, log *slog.Logger) (catalog.Catalog, string, error) {
+	switch cfg.DiscoveryAdapter {
+	case config.DiscoveryKubernetes:
+		kubernetes.SetLogger(log.With("component", "client-go"))
+		k := cfg.Kubernetes
+		cl, host, err := newKubernetesClient(kubernetes.ClientConfig{URL: k.URL, Token: k.Token, CAFile: k.CAFile, UserAgent: "a8-sidecar"})
+		if err != nil {
+			return nil, "", err
+		}
+		cat, err := kubernetes.New(kubernetes.Config{Client: cl, Namespaces: map[string]string{k.Namespace: k.Namespace}, Server: host,
+			Logger: log.With("component", "discovery", "adapter", "kubernetes")})
+		return cat, k.Namespace, err
+	case config.DiscoveryEureka:
+		const ns = "default"
+		cat, err := eureka.New(eureka.Config{URLs: cfg.Eureka.URLs, Poll: cfg.Eureka.Poll, Namespace: ns,
+			Logger: log.With("component", "discovery", "adapter", "eureka")})
+		return cat, ns, err
+	}
+	return nil, "", fmt.Errorf("--discovery_adapter %q: use amalgam8, kubernetes or eureka", cfg.DiscoveryAdapter)
+}
+
+// followCatalog runs cat and hands the routable instances of its namespace ns to the table each
+// time they change, until ctx ends. The catalog's status shows as a source, named after it. Before
+// the catalog first syncs there is no table (as before the registry first answers); after, a
+// catalog that loses its source keeps its last content, and so does the table.
+func (s *state) followCatalog(ctx context.Context, cat catalog.Catalog, ns string) {
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		_ = cat.Run(ctx)
+	}()
+	defer func() { <-runDone }()
+	tick := time.NewTicker(time.Second) // to follow the status between changes
+	defer tick.Stop()
+	initial, began := cat.Snapshot(), time.Now()
+	var last *catalog.Snapshot
+	synced := false
+	for {
+		snap, st := cat.Snapshot(), cat.Status()
+		synced = synced || st.OK || snap != initial // a catalog publishes only what it read
+		switch {
+		case st.OK:
+			s.synced(cat.Name())
+		case synced || time.Since(began) > 10*time.Second: // starting takes a moment
+			s.failed(cat.Name(), errors.New(st.Detail))
+		}
+		if synced && snap != last {
+			t := snap.Tenant(ns)
+			s.setInstances(routableInstances(t.Instances), t.Generation)
+			last = snap
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-snap.Changed():
+		case <-tick.C:
+		}
+	}
+}
+
+// routableInstances converts a catalog's instances for the table, leaving out those the registry
+// would not list by default either: starting, out of service, or down or unknown to Eureka.
+func routableInstances(list []store.Instance) []api.Instance {
+	out := make([]api.Instance, 0, len(list))
+	for _, in := range list {
+		switch in.Status {
+		case api.StatusStarting, api.StatusOutOfService, "DOWN", "UNKNOWN":
+			continue
+		}
+		var beat *time.Time
+		if !in.LastHeartbeat.IsZero() {
+			b := in.LastHeartbeat
+			beat = &b
+		}
+		out = append(out, api.Instance{
+			ID: in.ID, ServiceName: in.ServiceName, Endpoint: &api.Endpoint{Type: in.Endpoint.Type, Value: in.Endpoint.Value},
+			TTL: int64(in.TTL / time.Second), Status: in.Status, Metadata: in.Metadata, LastHeartbeat: beat, Tags: in.Tags,
+		})
+	}
+	return out
 }
 
 // staticFile is the file form of a control plane: the instances and rules to route by.

@@ -222,6 +222,10 @@ func (s *Sidecar) Run(ctx context.Context) (int, error) {
 				s.state.watchFile(ctx, s.cfg.StaticConfig, time.Second)
 				return
 			}
+			if a := s.cfg.DiscoveryAdapter; a == config.DiscoveryKubernetes || a == config.DiscoveryEureka {
+				s.watchDiscoveryAdapter(ctx)
+				return
+			}
 			reg, err := client.NewRegistry(client.RegistryConfig{URL: s.cfg.Registry.URL, Token: s.cfg.Registry.Token})
 			if err != nil {
 				s.log.Error("registry client", "error", err)

@@ -60,8 +60,36 @@ type Config struct {
 	Supervise        bool   `yaml:"supervise"`
 	DNS              bool   `yaml:"dns"`
 	Dnsconfig        any    `yaml:"dnsconfig"`
-	Kubernetes       any    `yaml:"kubernetes"`
-	Eureka           any    `yaml:"eureka"`
+
+	// Kubernetes and Eureka are where --discovery_adapter kubernetes or eureka reads instances.
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Eureka     Eureka     `yaml:"eureka"`
+}
+
+// Discovery adapters: where a proxying sidecar reads the instances it routes to.
+const (
+	DiscoveryAmalgam8   = "amalgam8"   // the registry (which may merge catalogs of its own)
+	DiscoveryKubernetes = "kubernetes" // a Kubernetes namespace's EndpointSlices and Pods, directly
+	DiscoveryEureka     = "eureka"     // a remote Eureka server, directly
+)
+
+// Kubernetes is Amalgam8's kubernetes section: the API server the kubernetes discovery adapter
+// reads a namespace's EndpointSlices and Pods from.
+type Kubernetes struct {
+	URL       string `yaml:"url"`       // empty: the pod's in-cluster configuration
+	Token     string `yaml:"token"`     // empty: the pod's service account token
+	Namespace string `yaml:"namespace"` // default "default"
+	CAFile    string `yaml:"ca_file"`   // a8's: the CA that verifies the API server
+	// PodName is Amalgam8's way to take the registered service and tags from the pod: not
+	// supported (give --service); accepted so that Amalgam8 configurations load.
+	PodName string `yaml:"pod_name"`
+}
+
+// Eureka is Amalgam8's eureka section: the remote Eureka servers (peers of one cluster) the
+// eureka discovery adapter reads instances from.
+type Eureka struct {
+	URLs []string      `yaml:"urls"`
+	Poll time.Duration `yaml:"poll"` // a8's: how often they are polled (default 30s)
 }
 
 // Service is the identity the sidecar registers and calls with.
@@ -127,7 +155,9 @@ func Defaults() Config {
 			HTTPListenerPort: 6379, AdminPort: 8001, AdminAddress: "127.0.0.1", Records: 10000,
 		},
 		LogLevel: "info", LogFormat: "text",
-		ProxyAdapter: "envoy", DiscoveryAdapter: "amalgam8", RulesAdapter: "amalgam8",
+		ProxyAdapter: "envoy", DiscoveryAdapter: DiscoveryAmalgam8, RulesAdapter: "amalgam8",
+		Kubernetes: Kubernetes{Namespace: "default"},
+		Eureka:     Eureka{Poll: 30 * time.Second},
 	}
 }
 
@@ -214,7 +244,21 @@ func defs() []flagDef {
 		{"log_level", "debug, info, warn or error", "string", "info", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log_format", "text or json", "string", "text", str(func(c *Config) *string { return &c.LogFormat })},
 		{"proxy_adapter", "Amalgam8's proxy engine choice: accepted, a8 has its own", "string", "envoy", str(func(c *Config) *string { return &c.ProxyAdapter })},
-		{"discovery_adapter", "where instances come from: amalgam8 (the registry)", "string", "amalgam8", str(func(c *Config) *string { return &c.DiscoveryAdapter })},
+		{"discovery_adapter", "where the proxy's instances come from: amalgam8 (the registry), kubernetes (--kubernetes_*) or eureka (--eureka_url)", "string", "amalgam8", str(func(c *Config) *string { return &c.DiscoveryAdapter })},
+		{"kubernetes_url", "--discovery_adapter kubernetes: the API server's URL (empty: the pod's in-cluster configuration)", "string", "", str(func(c *Config) *string { return &c.Kubernetes.URL })},
+		{"kubernetes_token", "--discovery_adapter kubernetes: bearer token (default: the pod's service account token)", "string", "", str(func(c *Config) *string { return &c.Kubernetes.Token })},
+		{"kubernetes_namespace", "--discovery_adapter kubernetes: the namespace whose services are routed to", "string", "default", str(func(c *Config) *string { return &c.Kubernetes.Namespace })},
+		{"kubernetes_ca_file", "--discovery_adapter kubernetes: CA file that verifies the API server (default: the pod's service account CA)", "string", "", str(func(c *Config) *string { return &c.Kubernetes.CAFile })},
+		{"kubernetes_pod_name", "Amalgam8's registration identity from the pod: not supported, give --service", "string", "", str(func(c *Config) *string { return &c.Kubernetes.PodName })},
+		{"eureka_url", "--discovery_adapter eureka: a Eureka server's service URL such as http://eureka:8761/eureka, comma-separated or repeated for peers", "list", "", func(c *Config, v string) error {
+			for _, u := range strings.Split(v, ",") {
+				if u = strings.TrimSpace(u); u != "" {
+					c.Eureka.URLs = append(c.Eureka.URLs, u)
+				}
+			}
+			return nil
+		}},
+		{"eureka_poll", "--discovery_adapter eureka: how often the Eureka server is polled", "duration", "30s", dur("eureka_poll", func(c *Config) *time.Duration { return &c.Eureka.Poll })},
 		{"rules_adapter", "where rules come from: amalgam8 (the controller)", "string", "amalgam8", str(func(c *Config) *string { return &c.RulesAdapter })},
 		{"supervise", "deprecated in Amalgam8 and ignored: commands given are supervised", "bool", "false", boolean("supervise", func(c *Config) *bool { return &c.Supervise })},
 		{"dns", "Amalgam8's DNS server: not supported", "bool", "false", boolean("dns", func(c *Config) *bool { return &c.DNS })},
@@ -270,7 +314,8 @@ func Load(args []string, stderr io.Writer) (*Config, error) {
 		}
 	}
 	var err error
-	checksFromFlags := false
+	// A list given by flags or the environment replaces the file's.
+	resetList := map[string]func(){"healthchecks": func() { cfg.HealthChecks = nil }, "eureka_url": func() { cfg.Eureka.URLs = nil }}
 	fs.Visit(func(f *flag.Flag) { // set on the command line or by the environment: over the file
 		if err != nil || f.Name == "config" {
 			return
@@ -279,10 +324,8 @@ func Load(args []string, stderr io.Writer) (*Config, error) {
 			if d.name != f.Name {
 				continue
 			}
-			if d.name == "healthchecks" {
-				if !checksFromFlags {
-					cfg.HealthChecks, checksFromFlags = nil, true
-				}
+			if d.kind == "list" {
+				resetList[d.name]()
 				for _, v := range *lists[d.name] {
 					if err = d.apply(&cfg, v); err != nil {
 						return
@@ -347,7 +390,7 @@ func (c *Config) Validate() error {
 	if c.Service.Name != "" && strings.ContainsAny(c.Service.Name, "/ \t") {
 		bad("--service %q: a service name has no spaces or /", c.Service.Name)
 	}
-	needRegistry := c.Register || (c.Proxy && c.StaticConfig == "")
+	needRegistry := c.Register || (c.Proxy && c.StaticConfig == "" && c.DiscoveryAdapter == DiscoveryAmalgam8)
 	if needRegistry {
 		validURL(&problems, "--registry_url (A8_REGISTRY_URL)", c.Registry.URL)
 	}
@@ -389,8 +432,32 @@ func (c *Config) Validate() error {
 			bad("commands[%d].on_exit %q: use terminate or ignore", i, cmd.OnExit)
 		}
 	}
-	if c.DiscoveryAdapter != "amalgam8" {
-		bad("--discovery_adapter %q is not supported: a8 reads instances from its registry (whose catalogs mirror Kubernetes, Eureka and files)", c.DiscoveryAdapter)
+	switch c.DiscoveryAdapter {
+	case DiscoveryAmalgam8:
+	case DiscoveryKubernetes:
+		if c.Kubernetes.Namespace == "" {
+			bad("--discovery_adapter kubernetes needs the namespace to route in: --kubernetes_namespace (A8_KUBERNETES_NAMESPACE)")
+		}
+		if c.Kubernetes.URL != "" {
+			validURL(&problems, "--kubernetes_url (A8_KUBERNETES_URL)", c.Kubernetes.URL)
+		} else if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+			bad("--discovery_adapter kubernetes outside a pod needs the API server: --kubernetes_url (A8_KUBERNETES_URL)")
+		}
+	case DiscoveryEureka:
+		if len(c.Eureka.URLs) == 0 {
+			bad("--discovery_adapter eureka needs the Eureka server: --eureka_url http://eureka:8761/eureka (A8_EUREKA_URL, or eureka.urls in the file)")
+		}
+		for _, u := range c.Eureka.URLs {
+			validURL(&problems, "--eureka_url (A8_EUREKA_URL)", u)
+		}
+		if c.Eureka.Poll < time.Second || c.Eureka.Poll > time.Hour {
+			bad("--eureka_poll %v: between 1s and 1h", c.Eureka.Poll)
+		}
+	default:
+		bad("--discovery_adapter %q: use amalgam8 (the registry), kubernetes or eureka", c.DiscoveryAdapter)
+	}
+	if c.Kubernetes.PodName != "" && c.Register && c.Service.Name == "" {
+		bad("--kubernetes_pod_name: taking the service and tags from the pod is not supported; give --service name:tag1,tag2")
 	}
 	if c.RulesAdapter != "amalgam8" {
 		bad("--rules_adapter %q is not supported: a8 reads rules from its controller", c.RulesAdapter)

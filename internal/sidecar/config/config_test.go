@@ -134,6 +134,7 @@ func TestLoad_EndpointHostDefaultsToPrivateIP(t *testing.T) {
 }
 
 func TestLoad_Errors(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // outside a pod, even if the tests run in one
 	tests := []struct {
 		args []string
 		yaml string
@@ -150,7 +151,14 @@ func TestLoad_Errors(t *testing.T) {
 		{[]string{"--proxy", "--healthchecks", "smtp://x"}, "", "--healthchecks"},
 		{[]string{"--proxy", "--endpoint_port", "x"}, "", `--endpoint_port "x": not an integer`},
 		{[]string{"--proxy", "--dns"}, "", "--dns"},
-		{[]string{"--proxy", "--discovery_adapter", "kubernetes"}, "", `--discovery_adapter "kubernetes" is not supported`},
+		{[]string{"--proxy", "--discovery_adapter", "consul"}, "", `--discovery_adapter "consul": use amalgam8 (the registry), kubernetes or eureka`},
+		{[]string{"--proxy", "--discovery_adapter", "eureka"}, "", "--discovery_adapter eureka needs the Eureka server: --eureka_url"},
+		{[]string{"--proxy", "--discovery_adapter", "eureka", "--eureka_url", "eureka:8761"}, "", `--eureka_url (A8_EUREKA_URL) "eureka:8761"`},
+		{[]string{"--proxy", "--discovery_adapter", "eureka", "--eureka_url", "http://e/eureka", "--eureka_poll", "1ms"}, "", "--eureka_poll 1ms"},
+		{[]string{"--proxy", "--discovery_adapter", "kubernetes", "--kubernetes_namespace", ""}, "", "--kubernetes_namespace"},
+		{[]string{"--proxy", "--discovery_adapter", "kubernetes"}, "", "--discovery_adapter kubernetes outside a pod needs the API server: --kubernetes_url"},
+		{[]string{"--proxy", "--discovery_adapter", "kubernetes", "--kubernetes_url", "k8s:6443"}, "", `--kubernetes_url (A8_KUBERNETES_URL) "k8s:6443"`},
+		{[]string{"--register", "--endpoint_port", "80", "--kubernetes_pod_name", "p-1"}, "", "--kubernetes_pod_name: taking the service and tags from the pod is not supported"},
 		{nil, "proxy: true\ncommands:\n  - cmd: []\n", "commands[0].cmd: empty"},
 		{nil, "proxy: true\ncommands:\n  - cmd: [x]\n    on_exit: restart\n", `commands[0].on_exit "restart"`},
 		{nil, "proxy: true\nservcie:\n  name: x\n", "field servcie not found"},
@@ -166,6 +174,43 @@ func TestLoad_Errors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%q, %q) = %v; want an error containing %q", tc.args, tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestLoad_DiscoveryAdapters(t *testing.T) {
+	file := writeFile(t, `
+proxy: true
+discovery_adapter: kubernetes
+kubernetes:
+  url: https://k8s:6443
+  token: tok
+  namespace: shop
+  pod_name: ignored-without-register
+eureka:
+  urls: [http://eureka-1:8761/eureka]
+`)
+	cfg, err := Load([]string{"--config", file, "--registry_url", "not a URL: no registry is needed"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DiscoveryAdapter != DiscoveryKubernetes || cfg.Kubernetes != (Kubernetes{URL: "https://k8s:6443", Token: "tok", Namespace: "shop", PodName: "ignored-without-register"}) ||
+		strings.Join(cfg.Eureka.URLs, ",") != "http://eureka-1:8761/eureka" || cfg.Eureka.Poll != 30*time.Second {
+		t.Fatalf("loaded %+v %+v", cfg.Kubernetes, cfg.Eureka)
+	}
+	// The environment's list replaces the file's.
+	t.Setenv("A8_EUREKA_URL", "http://e1:8761/eureka, http://e2:8761/eureka")
+	cfg, err = Load([]string{"--config", file, "--discovery_adapter", "eureka", "--eureka_poll", "5s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DiscoveryAdapter != DiscoveryEureka || strings.Join(cfg.Eureka.URLs, ",") != "http://e1:8761/eureka,http://e2:8761/eureka" || cfg.Eureka.Poll != 5*time.Second {
+		t.Fatalf("loaded %+v", cfg.Eureka)
+	}
+	// Defaults: the registry, and the default namespace.
+	t.Setenv("A8_EUREKA_URL", "")
+	cfg, err = Load([]string{"--proxy"}, io.Discard)
+	if err != nil || cfg.DiscoveryAdapter != DiscoveryAmalgam8 || cfg.Kubernetes.Namespace != "default" {
+		t.Fatalf("defaults: %+v %v", cfg, err)
 	}
 }
 

@@ -10,6 +10,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
@@ -35,9 +36,11 @@ const (
 	FlagRetryExhausted  = "URX" // every attempt failed
 	FlagTimeout         = "UT"  // the route's timeout passed
 	FlagReset           = "UC"  // the instance closed the connection mid-answer
+	FlagProtocolError   = "UPE" // the instance's answer was not valid HTTP/1.x
 	FlagFaultAbort      = "FI"  // an abort action answered
 	FlagFaultDelay      = "DI"  // a delay action delayed the request
 	FlagDownstream      = "DC"  // the caller went away
+	FlagDownstreamError = "DPE" // the caller's request body was not valid HTTP/1.x
 	ResponseFlagsHeader = "A8-Response-Flags"
 )
 
@@ -131,11 +134,38 @@ type request struct {
 	// What the rest of the exchange needs of the head, kept apart from it.
 	head      bool // a HEAD request: the answer has no body
 	minor     int  // the caller's HTTP/1.minor
+	upgrade   bool // the request asks for a protocol upgrade
 	keep      bool // the caller's connection may serve another request
 	answered  bool // the answer's head went to the caller
 	requestID string
 	genID     bool      // requestID was made here: send it upstream
 	deadline  time.Time // the route's timeout, from when forwarding began
+
+	// The request's host (its target's authority in absolute form, else its Host) and query: slices
+	// of the head, valid while the read buffer keeps it (it does until the body is read).
+	host, query []byte
+
+	// The request body.
+	clen    int64  // its Content-Length (-1: none)
+	chunked bool   // it is chunked
+	body    []byte // the whole body when it is in hand (in the read buffer, already consumed): it can be sent again
+	pending bool   // a body still to be read from the connection, none of it read yet
+	waiting bool   // the caller waits for 100 Continue before it sends its body
+}
+
+// hasBody reports whether the request has a body.
+func (q *request) hasBody() bool { return q.chunked || q.clen > 0 }
+
+// takeBody takes a Content-Length body that is wholly in the read buffer: it is consumed there,
+// and kept as q.body, to be sent (again, on a retry) from the buffer. Nothing moves the buffer's
+// data while the request lasts, only reading the body itself does.
+func (q *request) takeBody() {
+	r := &q.cc.r
+	if q.pending && !q.chunked && int64(r.buffered()) >= q.clen {
+		q.body = r.buf[r.r : r.r+int(q.clen)]
+		r.r += int(q.clen)
+		q.pending, q.waiting = false, false
+	}
 }
 
 func (q *request) flag(f string) { q.flags = append(q.flags, f) }
@@ -145,7 +175,8 @@ func (q *request) flag(f string) { q.flags = append(q.flags, f) }
 // sent, so that a caller that got its answer finds them.
 func (p *Proxy) serve(cc *clientConn, h *head) bool {
 	start := time.Now()
-	q := &request{cc: cc, h: h}
+	q := &cc.req // one per connection, reset for each request: no allocation
+	*q = request{cc: cc, h: h}
 	p.handle(q, start)
 	p.finish(q, start)
 	if err := cc.w.flush(); err != nil {
@@ -155,9 +186,9 @@ func (p *Proxy) serve(cc *clientConn, h *head) bool {
 }
 
 func (p *Proxy) handle(q *request, start time.Time) {
-	cc, h := q.cc, q.h
+	h := q.h
 	t := p.table.Load()
-	rawPath, _ := splitTarget(h.target)
+	authority, rawPath, query := splitTarget(h.target)
 	rec := &records.Record{
 		StartTime: start.UTC(), Src: p.selfKey, Method: methodString(h.method), Path: string(rawPath),
 		Protocol: protoString(h.minor), UpstreamResponseTime: -1,
@@ -168,8 +199,17 @@ func (p *Proxy) handle(q *request, start time.Time) {
 	if xff := h.get("X-Forwarded-For"); xff != nil {
 		rec.XForwarded = string(xff)
 	}
-	q.rec, q.head, q.minor, q.keep = rec, rec.Method == "HEAD", h.minor, !h.close
+	q.rec, q.head, q.minor, q.keep, q.upgrade = rec, rec.Method == "HEAD", h.minor, !h.close, h.upgrade
 	q.flags = q.flagBuf[:0]
+	q.host, q.query = h.get("Host"), query
+	if authority != nil { // RFC 9112, 3.2.2: the target's authority, whatever Host says
+		q.host = authority
+	}
+	q.clen, q.chunked = h.contentLength, h.chunked
+	q.pending = q.hasBody()
+	// An HTTP/1.0 caller's expectation is ignored (RFC 9110, 10.1.1); it sends its body anyway.
+	q.waiting = q.pending && h.expect100 && h.minor > 0
+	q.takeBody()
 
 	if rid := h.get("X-Request-Id"); len(rid) > 0 {
 		q.requestID = string(rid)
@@ -178,23 +218,12 @@ func (p *Proxy) handle(q *request, start time.Time) {
 	}
 	rec.RequestID = q.requestID
 
-	if h.expect100 && (h.contentLength > 0 || h.chunked) {
-		// The caller waits for a go-ahead before it sends the body; the proxy gives it, so that
-		// the body can be read and sent on as any other (and sent again on a retry).
-		cc.w.writeString("HTTP/1.1 100 Continue\r\n\r\n")
-		if err := cc.w.flush(); err != nil {
-			q.flag(FlagDownstream)
-			q.keep = false
-			return
-		}
-	}
-
-	name, path := destination(h, rec.Path, t)
+	name, path := destination(q.host, rec.Path, t)
 	d := t.Lookup(name)
 	if d == nil {
-		p.fail(q, 404, FlagNoRoute, "no route: this sidecar knows no service \""+name+"\" (no rules and no registered instances); call http://localhost:<port>/<service>/<path>")
 		rec.Dst = name + ":"
-		q.keep = p.skipBody(q)
+		p.dropBody(q)
+		p.fail(q, 404, FlagNoRoute, "no route: this sidecar knows no service \""+name+"\" (no rules and no registered instances); call http://localhost:<port>/<service>/<path>")
 		return
 	}
 	route, backend, c := d.Pick(p.cfg.Self, h, path, rand.Float64())
@@ -225,35 +254,35 @@ func (p *Proxy) handle(q *request, start time.Time) {
 			}
 		}
 		if done := p.faults(q, a, tags); done {
-			q.keep = p.skipBody(q)
 			return
 		}
 	}
 	p.forward(q, c, first, path, timeout, retries)
 }
 
-// skipBody reads and drops the body of a request that was answered without forwarding, so that the
-// connection can carry the next request; a large or unframed body closes it instead.
-func (p *Proxy) skipBody(q *request) bool {
-	if !q.keep || q.h == nil {
-		return false
+// maxSkip is the largest body the proxy reads and drops to keep a connection whose request it did
+// not forward; a larger one closes the connection instead.
+const maxSkip = 64 << 10
+
+// dropBody settles the body of a request that is answered without it having been sent on, before
+// the answer is made (so that the answer can say whether the connection closes): a small one is
+// read and dropped, so that the connection can carry the next request; a large or chunked one, or
+// one whose caller waits for 100 Continue (it may or may not send it), closes the connection.
+func (p *Proxy) dropBody(q *request) {
+	if !q.pending {
+		return
 	}
-	h := q.h
-	switch {
-	case h.chunked:
-		return false
-	case h.contentLength > 0:
-		if h.contentLength > 64<<10 || q.cc.r.discardN(h.contentLength) != nil {
-			return false
-		}
+	q.pending = false
+	if q.waiting || q.chunked || q.clen > maxSkip || q.cc.r.discardN(q.clen) != nil {
+		q.keep = false
+		q.cc.linger = true
 	}
-	return true
 }
 
-// destination finds where a request goes: its Host, if that names a destination the table knows;
+// destination finds where a request goes: its host, if that names a destination the table knows;
 // otherwise the first path segment, which is stripped.
-func destination(h *head, rawPath string, t *table.Table) (name, path string) {
-	if host := h.get("Host"); len(host) > 0 {
+func destination(host []byte, rawPath string, t *table.Table) (name, path string) {
+	if len(host) > 0 {
 		if i := lastColon(host); i >= 0 {
 			host = host[:i]
 		}
@@ -281,10 +310,10 @@ func lastColon(host []byte) int {
 	return -1
 }
 
-// splitTarget returns the path and the query (with its '?') of a request target, in origin form
-// ("/a/b?x") or absolute form ("http://host/a/b?x", as clients that use the sidecar as their
-// HTTP proxy send it).
-func splitTarget(target []byte) (path, query []byte) {
+// splitTarget returns the authority (absolute form only), the path and the query (with its '?')
+// of a request target, in origin form ("/a/b?x") or absolute form ("http://host/a/b?x", as clients
+// that use the sidecar as their HTTP proxy send it).
+func splitTarget(target []byte) (authority, path, query []byte) {
 	if len(target) > 0 && target[0] != '/' {
 		if i := indexString(target, "://"); i >= 0 {
 			rest := target[i+3:]
@@ -292,7 +321,10 @@ func splitTarget(target []byte) (path, query []byte) {
 			for j < len(rest) && rest[j] != '/' && rest[j] != '?' {
 				j++
 			}
-			target = rest[j:]
+			authority, target = rest[:j], rest[j:]
+			if k := bytes.LastIndexByte(authority, '@'); k >= 0 { // userinfo is not part of the host
+				authority = authority[k+1:]
+			}
 			if len(target) == 0 || target[0] == '?' {
 				target = append([]byte("/"), target...)
 			}
@@ -300,10 +332,10 @@ func splitTarget(target []byte) (path, query []byte) {
 	}
 	for i, c := range target {
 		if c == '?' {
-			return target[:i], target[i:]
+			return authority, target[:i], target[i:]
 		}
 	}
-	return target, nil
+	return authority, target, nil
 }
 
 func indexString(b []byte, s string) int {
@@ -353,6 +385,7 @@ func (p *Proxy) faults(q *request, a *rules.ActionRule, tags []string) bool {
 				q.keep = false // closes the connection without an answer
 				return true
 			}
+			p.dropBody(q)
 			p.answer(q, act.ReturnCode, "fault injected: abort with "+strconv.Itoa(act.ReturnCode)+" (action rule \""+a.ID+"\")")
 			return true
 		}
@@ -368,6 +401,9 @@ func (p *Proxy) fail(q *request, status int, flag, msg string) {
 
 // answer sends an answer the proxy made itself: a status and a one-line text body.
 func (p *Proxy) answer(q *request, status int, msg string) {
+	if q.cc.srv != nil && q.cc.srv.closing.Load() {
+		q.keep = false // Shutdown: the connection closes after this answer
+	}
 	w := &q.cc.w
 	w.writeString("HTTP/1.1 ")
 	w.writeString(strconv.Itoa(status))

@@ -20,7 +20,8 @@ var syscallEMFILE = syscall.EMFILE
 // are answered in order).
 type Server struct {
 	p       *Proxy
-	closing atomic.Bool
+	closing atomic.Bool // Shutdown or Close was called
+	closed  atomic.Bool // Close was called: requests in progress end, none is sent again
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -85,24 +86,42 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln != nil {
 		s.ln.Close()
 	}
-	for cc := range s.conns {
-		if cc.state.Load() == stateIdle {
-			_ = cc.c.SetReadDeadline(time.Now()) // ends its wait for a next request
-		}
-	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	// Idle connections are closed now and again until all are done: one that was between its
+	// check of closing and its wait for a next request when it was looked at is caught next time.
+	wait := 5 * time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			s.closeIdle()
+			t.Reset(wait)
+			wait = min(2*wait, 500*time.Millisecond)
+		}
+	}
+}
+
+// closeIdle ends the wait for a next request of every idle connection.
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cc := range s.conns {
+		if cc.state.Load() == stateIdle {
+			_ = cc.c.SetReadDeadline(aLongTimeAgo)
+		}
 	}
 }
 
 // Close closes the listener and every connection, ending the requests in progress.
 func (s *Server) Close() error {
+	s.closed.Store(true) // before the connections are closed: see forward
 	s.closing.Store(true)
 	s.mu.Lock()
 	if s.ln != nil {
@@ -130,8 +149,9 @@ type clientConn struct {
 	c        net.Conn
 	r        connReader
 	w        connWriter
-	h        head // the request being served
-	resp     head // the answer being relayed
+	h        head    // the request being served
+	req      request // its state
+	resp     head    // the answer being relayed
 	out      []byte
 	remoteIP string
 	armed    time.Time // the read deadline set on c (zero: none)
@@ -141,8 +161,10 @@ type clientConn struct {
 	// The watch of the connection while a request waits (see startWatch).
 	gone      atomic.Bool
 	watchDone chan struct{}
-	extra     []byte // what the watch read past the request: the start of the next one
+	extra     []byte // what the watch read: body bytes, the next request, tunnel data
 	scratch   []byte
+
+	linger bool // input may be left unread when the connection closes (see lingerClose)
 }
 
 var clientConnPool sync.Pool
@@ -163,15 +185,22 @@ func newClientConn(s *Server, c net.Conn) *clientConn {
 	}
 	cc.extra = cc.extra[:0]
 	cc.armed = time.Time{}
+	cc.linger = false
 	cc.state.Store(stateIdle)
 	return cc
 }
+
+// shut reports whether the server was closed (Close): the request in progress ends.
+func (cc *clientConn) shut() bool { return cc.srv != nil && cc.srv.closed.Load() }
 
 func (cc *clientConn) serve() {
 	s, p := cc.srv, cc.srv.p
 	defer func() {
 		if v := recover(); v != nil {
 			p.log.Error("proxy: panic serving a connection", "panic", v, "remote", cc.c.RemoteAddr().String())
+		}
+		if cc.linger {
+			cc.lingerClose()
 		}
 		cc.c.Close()
 		s.mu.Lock()
@@ -186,18 +215,16 @@ func (cc *clientConn) serve() {
 	}()
 	for {
 		cc.state.Store(stateIdle)
-		if s.closing.Load() {
-			return
-		}
-		if len(cc.extra) > 0 {
-			cc.r.inject(cc.extra)
-			cc.extra = cc.extra[:0]
-		}
 		// The idle timeout is armed again only once a quarter of it has passed: a timer change per
 		// request is measurable, and an idle connection closes between 3/4 and all of it anyway.
 		if cc.armed.IsZero() || time.Until(cc.armed) < p.cfg.IdleTimeout*3/4 {
 			cc.armed = time.Now().Add(p.cfg.IdleTimeout)
 			_ = cc.c.SetReadDeadline(cc.armed)
+		}
+		// After arming: a Shutdown that saw this connection idle before the deadline was set here
+		// (and so had its own deadline replaced) is seen now.
+		if s.closing.Load() {
+			return
 		}
 		raw, err := cc.r.readHead()
 		if err != nil {
@@ -225,17 +252,43 @@ func (cc *clientConn) serve() {
 
 // reject answers a request that cannot be served, and the connection closes.
 func (cc *clientConn) reject(status int, msg string) {
+	cc.linger = true // the caller may still be sending what cannot be read
 	w := &cc.w
 	w.writeString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) +
 		"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(msg)+1) + "\r\n\r\n" + msg + "\n")
 	_ = w.flush()
 }
 
+// lingerClose ends a connection that may have input left unread (a body not read, a head too
+// large) without losing the answer: closing a socket with unread input resets it, and the reset
+// can make the caller's system drop the answer before the caller read it. So the proxy's side is
+// shut first, then what comes is read and dropped, for a short while, until the caller closes.
+func (cc *clientConn) lingerClose() {
+	tc, ok := cc.c.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	_ = tc.SetReadDeadline(time.Now().Add(lingerTime))
+	for n := 0; n < lingerBytes; {
+		m, err := tc.Read(cc.r.buf)
+		n += m
+		if err != nil {
+			return
+		}
+	}
+}
+
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 4 << 20
+)
+
 // startWatch watches the connection for the caller going away while its request waits (for an
 // answer, or a delay): a goroutine reads from it; an error or end of stream sets gone and calls
-// wake. Bytes that arrive meanwhile (a pipelined request) are kept for the next request. It
-// reports whether a watch started: none is needed when more of the caller's data is already
-// buffered, which shows it is there.
+// wake. Bytes that arrive meanwhile (the body during a delay, a pipelined request, data for an
+// upgraded connection) are put in the read buffer when the watch stops. It reports whether a
+// watch started: none is needed when more of the caller's data is already buffered, which shows
+// it is there.
 func (cc *clientConn) startWatch(wake func()) bool {
 	if cc.r.buffered() > 0 {
 		return false
@@ -262,11 +315,21 @@ func (cc *clientConn) startWatch(wake func()) bool {
 	return true
 }
 
-// stopWatch ends the watch and reports whether the caller went away.
+// stopWatch ends the watch and reports whether the caller went away. What the watch read goes to
+// the read buffer, after what is there (nothing there moves), and the idle deadline applies again.
 func (cc *clientConn) stopWatch() bool {
 	_ = cc.c.SetReadDeadline(aLongTimeAgo)
 	<-cc.watchDone
-	return cc.gone.Load()
+	if len(cc.extra) > 0 {
+		cc.r.inject(cc.extra)
+		cc.extra = cc.extra[:0]
+	}
+	if cc.gone.Load() {
+		return true
+	}
+	cc.armed = time.Now().Add(cc.srv.p.cfg.IdleTimeout)
+	_ = cc.c.SetReadDeadline(cc.armed)
+	return false
 }
 
 var aLongTimeAgo = time.Unix(1, 0)

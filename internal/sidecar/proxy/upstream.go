@@ -45,12 +45,13 @@ func (p *Proxy) pool(ep *table.Endpoint) *upstreamPool {
 	return pl
 }
 
-// getConn returns an idle connection to ep, or dials one (by the deadline at the latest).
-func (p *Proxy) getConn(ep *table.Endpoint, deadline time.Time) (*upConn, error) {
+// getConn returns an idle connection to ep, or dials one (by the deadline at the latest); always
+// a new one when fresh (the idle one tried last was found closed: the rest may be too).
+func (p *Proxy) getConn(ep *table.Endpoint, deadline time.Time, fresh bool) (*upConn, error) {
 	pl := p.pool(ep)
 	now := time.Now()
 	pl.mu.Lock()
-	for n := len(pl.idle); n > 0; n = len(pl.idle) {
+	for n := len(pl.idle); n > 0 && !fresh; n = len(pl.idle) {
 		uc := pl.idle[n-1]
 		pl.idle[n-1] = nil
 		pl.idle = pl.idle[:n-1]
@@ -177,20 +178,24 @@ func idempotent(method string) bool {
 
 // failure kinds of an attempt.
 const (
-	failConnect = iota // no connection: nothing was sent
-	failReset          // the connection broke before an answer
-	failTimeout        // the route's timeout passed
-	failCaller         // the caller went away
+	failConnect  = iota // no connection: nothing was sent
+	failReset           // the connection broke before an answer
+	failTimeout         // the route's timeout passed
+	failCaller          // the caller went away
+	failProtocol        // the answer was not valid HTTP/1.x
 )
 
 var errCallerGone = errors.New("the caller went away")
 
 func classify(err error) int {
+	var bh *badHead
 	switch {
 	case errors.Is(err, errCallerGone):
 		return failCaller
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return failTimeout
+	case errors.As(err, &bh):
+		return failProtocol
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
@@ -203,38 +208,40 @@ func classify(err error) int {
 var noContext = context.Background()
 
 // forward sends the request to an endpoint of c (first, if not nil), retrying up to retries times
-// (after a failed connection always, as nothing of the request was sent; after a broken connection
-// or a 5xx answer only for idempotent requests without a body, since a body being read by one
-// attempt cannot be sent again by another), all within timeout, and streams the answer back.
+// (after a failed connection always, as nothing of the request was sent; after a broken connection,
+// a malformed or a 5xx answer only for idempotent requests without a body), all within timeout,
+// and streams the answer back. A kept-alive connection found closed by the instance is replaced by
+// a new one once, without counting as an attempt, when the request can be sent again (its body, if
+// any, is in hand).
 func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, path string, timeout time.Duration, retries int) {
-	h := q.h
 	cc := q.cc
 	deadline := time.Now().Add(timeout)
 	q.deadline = deadline
-	hasBody := h.chunked || h.contentLength > 0
-	// A body already wholly read with the head can be sent again; one still arriving cannot.
-	replayable := !hasBody || (!h.chunked && int64(cc.r.buffered()) >= h.contentLength)
-	canRetry := idempotent(q.rec.Method) && !hasBody
-	host := h.get("Host")
+	q.takeBody() // a body that arrived during a delay
+	canRetry := idempotent(q.rec.Method) && !q.hasBody()
+	host := q.host
 	cc.out = p.outboundHead(cc.out[:0], q, path)
 	q.h = nil // from here on the head's bytes may be overwritten by the body
 
-	var avoid *table.Endpoint
+	var avoid, staleEp *table.Endpoint
 	var lastErr string
-	stale := false // a kept-alive connection was found closed: tried again once, not counted
 	for attempt := 0; ; attempt++ {
+		stale := staleEp != nil // a kept-alive connection was found closed: tried again once, not counted
 		ep, err := first, error(nil)
-		if ep == nil || attempt > 0 {
+		switch {
+		case stale:
+			ep, staleEp = staleEp, nil
+		case ep == nil || attempt > 0:
 			ep, err = c.PickEndpoint(avoid)
 		}
 		if err != nil {
+			p.dropBody(q)
 			if attempt == 0 {
 				p.fail(q, 503, FlagNoHealthy, noEndpoint(c))
 			} else {
 				q.flag(FlagRetryExhausted)
 				p.fail(q, 503, FlagNoHealthy, lastErr)
 			}
-			p.dropBody(q, hasBody && replayable, h)
 			return
 		}
 		ctx := noContext
@@ -245,6 +252,7 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 		}
 		end, err := c.Begin(ctx, ep)
 		if err != nil {
+			p.dropBody(q)
 			if errors.Is(err, table.ErrOverflow) {
 				p.fail(q, 503, FlagOverflow, "circuit breaker open: "+c.Key+" has reached its limits (max_connections "+
 					strconv.Itoa(c.Limits.MaxConnections)+", max_pending_requests "+strconv.Itoa(c.Limits.MaxPendingRequests)+
@@ -252,7 +260,6 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 			} else {
 				p.fail(q, 504, FlagTimeout, "upstream timeout: no connection to "+c.Key+" became free within "+timeout.String())
 			}
-			p.dropBody(q, hasBody && replayable, h)
 			return
 		}
 		if !stale {
@@ -262,29 +269,32 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 		if len(c.Tags) == 0 {
 			q.rec.Dst = ep.Key // the default route: name the version that answered
 		}
-		uc, err := p.getConn(ep, deadline)
+		uc, err := p.getConn(ep, deadline, stale)
 		if err != nil {
 			end(true)
 			if !time.Now().Before(deadline) {
+				p.dropBody(q)
 				p.fail(q, 504, FlagTimeout, "upstream timeout: "+c.Key+" did not answer within "+timeout.String()+" ("+strconv.Itoa(q.attempts)+" attempts)")
-				p.dropBody(q, hasBody && replayable, h)
 				return
 			}
 			lastErr = "upstream connect error: " + errText(err) + " (" + strconv.Itoa(q.attempts) + " attempts)"
 			if attempt < retries && p.backoff(attempt, deadline) {
-				avoid, stale = ep, false
+				avoid = ep
 				continue
 			}
 			if attempt > 0 {
 				q.flag(FlagRetryExhausted)
 			}
+			p.dropBody(q)
 			p.fail(q, 503, FlagConnectFailure, lastErr)
-			p.dropBody(q, hasBody && replayable, h)
 			return
 		}
 		cc.up.Store(uc)
+		if cc.shut() { // Close came after the connection was made, and may have missed it
+			uc.close()
+		}
 		sent := time.Now()
-		bodyConsumed, err := p.send(q, uc, ep, host, h, replayable)
+		bodyConsumed, err := p.send(q, uc, ep, host)
 		var resp *head
 		if err == nil {
 			resp, err = p.awaitAnswer(q, uc, deadline)
@@ -293,21 +303,28 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 			uc.close()
 			cc.up.Store(nil)
 			var ce *copyError
-			if errors.As(err, &ce) && ce.read { // the caller's body stopped arriving
+			if errors.As(err, &ce) && ce.read { // the caller's body: it stopped arriving, or is malformed
 				end(false)
+				if errors.Is(err, errBadChunk) || errors.Is(err, errLineTooLong) {
+					p.fail(q, 400, FlagDownstreamError, "malformed request body: "+err.Error())
+					return
+				}
 				q.flag(FlagDownstream)
 				q.rec.Status = 499
 				q.keep = false
 				return
 			}
 			kind := classify(err)
-			if kind == failReset && uc.reused && !stale && !bodyConsumed {
-				// A kept-alive connection the instance had closed: send again on a new one.
+			if cc.shut() { // Close ended the exchange: it is not tried again
+				kind = failCaller
+			}
+			if kind == failReset && uc.reused && !stale && !bodyConsumed && uc.r.buffered() == 0 {
+				// A kept-alive connection the instance had closed (nothing of an answer came: the
+				// request was not being answered): send again on a new one.
 				end(false)
-				stale, first, attempt = true, ep, attempt-1
+				staleEp, attempt = ep, attempt-1
 				continue
 			}
-			stale = false
 			end(kind != failCaller)
 			switch kind {
 			case failCaller:
@@ -316,11 +333,17 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 				q.keep = false
 				return
 			case failTimeout:
+				p.dropBody(q)
 				p.fail(q, 504, FlagTimeout, "upstream timeout: "+c.Key+" did not answer within "+timeout.String()+" ("+strconv.Itoa(q.attempts)+" attempts)")
-				p.afterAttempt(q, bodyConsumed, hasBody && replayable, h)
 				return
 			}
-			lastErr = "upstream reset: " + ep.Addr + " closed the connection before answering: " + errText(err) + " (" + strconv.Itoa(q.attempts) + " attempts)"
+			flag := FlagReset
+			if kind == failProtocol {
+				flag = FlagProtocolError
+				lastErr = "upstream sent a malformed answer: " + ep.Addr + ": " + err.Error() + " (" + strconv.Itoa(q.attempts) + " attempts)"
+			} else {
+				lastErr = "upstream reset: " + ep.Addr + " closed the connection before answering: " + errText(err) + " (" + strconv.Itoa(q.attempts) + " attempts)"
+			}
 			if !bodyConsumed && canRetry && attempt < retries && p.backoff(attempt, deadline) {
 				avoid = ep
 				continue
@@ -328,30 +351,27 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 			if attempt > 0 {
 				q.flag(FlagRetryExhausted)
 			}
-			p.fail(q, 502, FlagReset, lastErr)
-			p.afterAttempt(q, bodyConsumed, hasBody && replayable, h)
+			p.dropBody(q)
+			p.fail(q, 502, flag, lastErr)
 			return
 		}
-		stale = false
 		q.rec.UpstreamResponseTime = float64(time.Since(sent).Microseconds()) / 1000
 		if resp.status >= 500 && attempt < retries && canRetry {
-			lastErr = "upstream answered " + strconv.Itoa(resp.status) + " (" + strconv.Itoa(q.attempts) + " attempts)"
-			if p.drainAnswer(q, uc, resp) {
-				p.putConn(uc)
-			} else {
-				uc.close()
-			}
-			cc.up.Store(nil)
-			end(true)
-			if p.backoff(attempt, deadline) {
+			// Tried again after a pause, if one fits before the deadline; if not, this answer is the
+			// answer.
+			if wait, ok := backoffWait(attempt, deadline); ok {
+				lastErr = "upstream answered " + strconv.Itoa(resp.status) + " (" + strconv.Itoa(q.attempts) + " attempts)"
+				if p.drainAnswer(q, uc, resp) {
+					p.putConn(uc)
+				} else {
+					uc.close()
+				}
+				cc.up.Store(nil)
+				end(true)
+				time.Sleep(wait)
 				avoid = ep
 				continue
 			}
-			p.fail(q, 504, FlagTimeout, "upstream timeout: "+c.Key+" did not answer within "+timeout.String()+" ("+strconv.Itoa(q.attempts)+" attempts)")
-			return
-		}
-		if hasBody && replayable && !bodyConsumed {
-			cc.r.r += int(h.contentLength) // the body went out from the read buffer
 		}
 		reusable, ok := p.relay(q, uc, resp)
 		cc.up.Store(nil)
@@ -365,36 +385,17 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 	}
 }
 
-// dropBody consumes a request body that was never sent: one still in the read buffer is skipped,
-// any other closes the caller's connection (it cannot be read past cheaply).
-func (p *Proxy) dropBody(q *request, inBuffer bool, h *head) {
-	switch {
-	case inBuffer:
-		q.cc.r.r += int(h.contentLength)
-	case h.chunked || h.contentLength > 0:
-		q.keep = false
-	}
-}
-
-// afterAttempt settles the request body after a failed attempt.
-func (p *Proxy) afterAttempt(q *request, consumed, inBuffer bool, h *head) {
-	if !consumed {
-		p.dropBody(q, inBuffer, h)
-	}
-}
-
 // outboundHead appends the request line and the header lines to send upstream: the caller's,
 // without the hop-by-hop ones and Host (written per instance), with X-Forwarded-For extended and
 // X-Request-Id set.
 func (p *Proxy) outboundHead(b []byte, q *request, path string) []byte {
 	h := q.h
-	_, query := splitTarget(h.target)
 	b = append(b, h.method...)
 	b = append(b, ' ')
 	b = append(b, path...)
-	b = append(b, query...)
+	b = append(b, q.query...)
 	b = append(b, " HTTP/1.1\r\n"...)
-	var xff []byte
+	xff := false
 	for i := range h.lines {
 		l := &h.lines[i]
 		switch {
@@ -403,10 +404,7 @@ func (p *Proxy) outboundHead(b []byte, q *request, path string) []byte {
 		case equalFold(l.name, "Host"):
 			continue
 		case equalFold(l.name, "X-Forwarded-For"):
-			if len(xff) > 0 {
-				xff = append(xff, ", "...)
-			}
-			xff = append(xff, l.value...)
+			xff = true
 			continue
 		}
 		b = append(b, l.name...)
@@ -414,10 +412,15 @@ func (p *Proxy) outboundHead(b []byte, q *request, path string) []byte {
 		b = append(b, l.value...)
 		b = append(b, "\r\n"...)
 	}
+	// One X-Forwarded-For line: the caller's, joined, then the caller's address.
 	b = append(b, "X-Forwarded-For: "...)
-	if len(xff) > 0 {
-		b = append(b, xff...)
-		b = append(b, ", "...)
+	if xff {
+		for i := range h.lines {
+			if l := &h.lines[i]; !l.hop && equalFold(l.name, "X-Forwarded-For") {
+				b = append(b, l.value...)
+				b = append(b, ", "...)
+			}
+		}
 	}
 	b = append(b, q.cc.remoteIP...)
 	b = append(b, "\r\n"...)
@@ -436,8 +439,10 @@ func (p *Proxy) outboundHead(b []byte, q *request, path string) []byte {
 }
 
 // send writes the request to uc: the head, the Host line for ep, and the body. It reports whether
-// body bytes were consumed from the caller (the request cannot be sent again then).
-func (p *Proxy) send(q *request, uc *upConn, ep *table.Endpoint, host []byte, h *head, replayable bool) (consumed bool, err error) {
+// body bytes were consumed from the caller's connection (the request cannot be sent again then).
+// A body that does not arrive whole, or cannot be sent whole, leaves the rest of it unread: the
+// caller's connection then closes.
+func (p *Proxy) send(q *request, uc *upConn, ep *table.Endpoint, host []byte) (consumed bool, err error) {
 	cc := q.cc
 	w := &uc.w
 	if err := w.write(cc.out); err != nil {
@@ -453,82 +458,113 @@ func (p *Proxy) send(q *request, uc *upConn, ep *table.Endpoint, host []byte, h 
 		w.writeString(ep.Addr)
 	}
 	w.writeString("\r\n\r\n")
-	streaming := h.chunked || (h.contentLength > 0 && !replayable)
-	if streaming {
-		// The body arrives as it is sent: both sides get deadlines, cleared afterwards.
-		_ = uc.c.SetWriteDeadline(q.deadline)
-		defer uc.c.SetWriteDeadline(time.Time{})
-		cc.armed = time.Now().Add(p.cfg.IdleTimeout)
-		_ = cc.c.SetReadDeadline(cc.armed)
+	if !q.pending {
+		if q.body != nil {
+			if err := w.write(q.body); err != nil {
+				return false, err
+			}
+		}
+		return false, w.flush()
 	}
-	switch {
-	case h.chunked:
-		consumed = true
-		if err := cc.r.copyChunked(w, true); err != nil {
-			return true, err
-		}
-	case h.contentLength > 0 && replayable:
-		if err := w.write(cc.r.buf[cc.r.r : cc.r.r+int(h.contentLength)]); err != nil {
-			return false, err
-		}
-	case h.contentLength > 0:
-		consumed = true
-		if err := cc.r.copyN(w, h.contentLength); err != nil {
-			return true, err
+	// The body arrives as it is sent: both sides get deadlines, cleared afterwards.
+	if q.waiting {
+		// The caller waits for a go-ahead before it sends the body; the proxy gives it once it has
+		// a connection to send it on.
+		q.waiting = false
+		cc.w.writeString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := cc.w.flush(); err != nil {
+			q.keep = false
+			return false, &copyError{read: true, err: err}
 		}
 	}
-	return consumed, w.flush()
+	q.pending = false
+	_ = uc.c.SetWriteDeadline(q.deadline)
+	defer uc.c.SetWriteDeadline(time.Time{})
+	cc.armed = time.Now().Add(p.cfg.IdleTimeout)
+	_ = cc.c.SetReadDeadline(cc.armed)
+	if q.chunked {
+		err = cc.r.copyChunked(w, true)
+	} else {
+		err = cc.r.copyN(w, q.clen)
+	}
+	if err != nil {
+		q.keep = false
+		cc.linger = true
+		return true, err
+	}
+	return true, w.flush()
 }
 
 // watchAfter is how long an exchange waits for an answer before it also watches the caller's
 // connection, so that a caller that gives up is noticed (a fast exchange pays nothing for it).
 const watchAfter = 20 * time.Millisecond
 
-// awaitAnswer reads the answer's head from uc; 1xx heads other than 101 are passed on (103) or
-// dropped (100). While it waits it notices the caller going away.
+// awaitAnswer reads the answer's head from uc; 1xx heads other than 101 are passed on (103) to an
+// HTTP/1.1 caller or dropped (100, and all to an HTTP/1.0 caller). While it waits it notices the
+// caller going away.
 func (p *Proxy) awaitAnswer(q *request, uc *upConn, deadline time.Time) (*head, error) {
 	cc := q.cc
-	watching := false
-	defer func() {
-		if watching {
-			cc.stopWatch()
-		}
-	}()
+	watching, widened := false, false
 	if early := time.Now().Add(watchAfter); early.Before(deadline) {
 		_ = uc.c.SetReadDeadline(early)
+	} else {
+		_ = uc.c.SetReadDeadline(deadline)
+		widened = true
+	}
+	fail := func(err error) (*head, error) {
+		if watching && cc.stopWatch() {
+			return nil, errCallerGone
+		}
+		return nil, err
 	}
 	resp := &cc.resp
 	for {
 		raw, err := uc.r.readHead()
 		if err != nil {
-			if watching && cc.gone.Load() {
-				return nil, errCallerGone
-			}
-			if !watching && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline) {
-				watching = cc.startWatch(func() { _ = uc.c.SetReadDeadline(time.Now()) })
+			if !widened && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline) {
+				widened = true
+				// The full deadline first: the watch's wake, which may come at once, must not be
+				// overwritten by it.
 				_ = uc.c.SetReadDeadline(deadline)
+				watching = cc.startWatch(func() { _ = uc.c.SetReadDeadline(time.Now()) })
 				continue
 			}
-			if errors.Is(err, io.EOF) {
+			switch {
+			case errors.Is(err, io.EOF):
 				err = io.ErrUnexpectedEOF
+			case errors.Is(err, errHeadTooLarge):
+				err = malformed("answer head larger than 64 KiB")
 			}
-			return nil, err
+			return fail(err)
 		}
 		if err := resp.parseResponse(raw); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		switch {
 		case resp.status == 100:
 			continue
+		case resp.status == 101 && !q.upgrade:
+			return fail(malformed("101 Switching Protocols to a request that asked for no upgrade"))
 		case resp.status >= 102 && resp.status < 200:
+			if q.minor == 0 {
+				continue
+			}
 			w := &cc.w
 			_ = w.write(raw)
 			if err := w.flush(); err != nil {
+				if watching {
+					cc.stopWatch()
+				}
 				return nil, errCallerGone
 			}
 			continue
 		}
-		if resp.chunked || resp.contentLength < 0 || int64(uc.r.buffered()) < resp.contentLength || watching {
+		if watching {
+			if cc.stopWatch() {
+				return nil, errCallerGone
+			}
+			_ = uc.c.SetReadDeadline(deadline) // the watch's wake may have moved it
+		} else if !widened && (resp.chunked || resp.contentLength < 0 || int64(uc.r.buffered()) < resp.contentLength) {
 			_ = uc.c.SetReadDeadline(deadline) // the body takes more reads: the full deadline applies
 		}
 		return resp, nil
@@ -615,7 +651,11 @@ func (p *Proxy) relay(q *request, uc *upConn, resp *head) (reusable, ok bool) {
 	if err != nil {
 		var ce *copyError
 		if errors.As(err, &ce) && ce.read {
-			q.flag(FlagReset)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				q.flag(FlagTimeout) // the route's timeout passed in the middle of the body
+			} else {
+				q.flag(FlagReset)
+			}
 			p.log.Debug("upstream answer cut off", "cluster", q.rec.Dst, "upstream", q.rec.UpstreamHost, "error", err)
 			q.keep = false // the caller learns that the answer is incomplete by the connection closing
 			return false, false
@@ -679,11 +719,16 @@ func noEndpoint(c *table.Cluster) string {
 // backoff waits before retry number attempt+1 (25 ms, doubling, at most 250 ms, jittered) and reports
 // whether there is still time.
 func (p *Proxy) backoff(attempt int, deadline time.Time) bool {
-	d := min(25*time.Millisecond<<attempt, 250*time.Millisecond)
-	d = d/2 + rand.N(d/2+1)
-	if time.Now().Add(d).After(deadline) {
-		return false
+	d, ok := backoffWait(attempt, deadline)
+	if ok {
+		time.Sleep(d)
 	}
-	time.Sleep(d)
-	return true
+	return ok
+}
+
+// backoffWait returns the wait before retry number attempt+1, and whether it ends before deadline.
+func backoffWait(attempt int, deadline time.Time) (time.Duration, bool) {
+	d := min(25*time.Millisecond<<min(attempt, 8), 250*time.Millisecond)
+	d = d/2 + rand.N(d/2+1)
+	return d, !time.Now().Add(d).After(deadline)
 }

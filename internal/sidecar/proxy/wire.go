@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 )
 
 // This file is the HTTP/1.x wire: reading heads and bodies from a connection into one buffer,
@@ -42,16 +41,14 @@ func (cr *connReader) reset(c net.Conn) {
 
 func (cr *connReader) buffered() int { return cr.w - cr.r }
 
-// inject appends b to the buffered data, as if it had been read.
+// inject appends b to the buffered data, as if it had been read. It never moves what is in the
+// buffer, so slices of it (the request's head, a body in hand) stay valid: without room after the
+// data, the data and b go to a new buffer and the old one stays with those slices.
 func (cr *connReader) inject(b []byte) {
-	if cr.r > 0 {
-		cr.w = copy(cr.buf, cr.buf[cr.r:cr.w])
-		cr.r = 0
-	}
 	if cr.w+len(b) > len(cr.buf) {
-		nb := make([]byte, cr.w+len(b))
-		copy(nb, cr.buf[:cr.w])
-		cr.buf = nb
+		nb := make([]byte, max(readBufSize, cr.w-cr.r+len(b)))
+		cr.w = copy(nb, cr.buf[cr.r:cr.w])
+		cr.r, cr.buf = 0, nb
 	}
 	cr.w += copy(cr.buf[cr.w:], b)
 }
@@ -393,6 +390,9 @@ func (h *head) parseRequest(raw []byte) error {
 	if !isToken(h.method) {
 		return malformed("malformed method %q", truncate(h.method))
 	}
+	if !validTarget(h.target, string(h.method) == "CONNECT") {
+		return malformed("malformed request target %q", truncate(h.target))
+	}
 	var ok bool
 	if h.minor, ok = httpVersion(line[sp2+1:]); !ok {
 		return malformed("unsupported protocol %q: this proxy speaks HTTP/1.0 and HTTP/1.1", truncate(line[sp2+1:]))
@@ -410,7 +410,7 @@ func (h *head) parseRequest(raw []byte) error {
 func (h *head) parseResponse(raw []byte) error {
 	h.resetFields()
 	line, rest := cutLine(raw)
-	if len(line) < 12 || line[8] != ' ' {
+	if len(line) < 12 || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
 		return malformed("malformed status line %q", truncate(line))
 	}
 	var ok bool
@@ -424,8 +424,16 @@ func (h *head) parseResponse(raw []byte) error {
 		}
 	}
 	h.status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
+	if h.status < 100 {
+		return malformed("malformed status code %q", truncate(line))
+	}
 	if len(line) > 13 {
 		h.reason = line[13:]
+		for _, c := range h.reason { // it is passed on: no CR (response splitting) or other control
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return malformed("control character in status line %q", truncate(line))
+			}
+		}
 	}
 	if err := h.parseLines(rest); err != nil {
 		return err
@@ -467,13 +475,28 @@ func cutLine(b []byte) (line, rest []byte) {
 	return line, rest
 }
 
-// parseLines parses header lines and the framing and connection headers among them.
+// parseLines parses header lines and the framing and connection headers among them. A NUL, or a
+// CR that does not end a line, is refused: a next hop that took a bare CR for a line end would see
+// other header lines than the proxy did. (Two vectorised passes over the lines: every CR counted,
+// then those ending lines subtracted.)
 func (h *head) parseLines(b []byte) error {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return malformed("NUL in a header line")
+	}
+	crs := bytes.Count(b, cr)
 	var connTokens [8][]byte
 	nTokens := 0
 	for len(b) > 0 {
 		var line []byte
-		line, b = cutLine(b)
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			line, b = b, nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+			crs--
+		}
 		if len(line) == 0 {
 			break
 		}
@@ -494,14 +517,16 @@ func (h *head) parseLines(b []byte) error {
 		}
 		switch {
 		case equalFold(name, "Content-Length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || (h.contentLength >= 0 && h.contentLength != n) {
+			n, ok := parseLength(value)
+			if !ok || (h.contentLength >= 0 && h.contentLength != n) {
 				return malformed("invalid Content-Length %q", truncate(value))
 			}
 			h.contentLength = n
 		case equalFold(name, "Transfer-Encoding"):
 			hl.hop = true
-			if !equalFold(lastToken(value), "chunked") {
+			// Only chunked alone: another coding would be lost when the proxy re-frames the body
+			// (it writes its own Transfer-Encoding line, or de-chunks for an HTTP/1.0 caller).
+			if !equalFold(value, "chunked") {
 				return malformed("unsupported Transfer-Encoding %q: only chunked", truncate(value))
 			}
 			h.chunked = true
@@ -537,28 +562,61 @@ func (h *head) parseLines(b []byte) error {
 		}
 		h.lines = append(h.lines, hl)
 	}
+	if crs != 0 {
+		return malformed("bare CR in a header line")
+	}
 	if h.chunked && h.contentLength >= 0 {
 		// RFC 9112, 6.1: a message with both is a smuggling attempt or a broken sender.
 		return malformed("both Transfer-Encoding and Content-Length")
 	}
 	for i := range nTokens {
+		if equalFold(connTokens[i], "Content-Length") {
+			// The framing is never dropped: the body goes on with it, and without its length the
+			// next hop would read the body as the next message (request smuggling).
+			continue
+		}
 		for j := range h.lines {
 			if equalFold(h.lines[j].name, string(connTokens[i])) {
 				h.lines[j].hop = true
 			}
 		}
 	}
-	if h.upgrade && h.get("Upgrade") == nil {
+	if h.upgrade && (h.minor == 0 || h.get("Upgrade") == nil) { // HTTP/1.0 has no upgrades
 		h.upgrade = false
 	}
 	return nil
 }
 
-func lastToken(v []byte) []byte {
-	if i := bytes.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
+var cr = []byte{'\r'}
+
+// parseLength parses a Content-Length value: digits only (RFC 9110, 8.6), no sign, no list.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
 	}
-	return bytes.TrimSpace(v)
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// validTarget reports whether a request target is one the proxy can route and pass on: origin
+// form ("/path?query"), absolute form ("http://host/path"), "*", or any non-empty target of
+// CONNECT (authority form), and in every case without spaces or control bytes.
+func validTarget(t []byte, connect bool) bool {
+	if len(t) == 0 {
+		return false
+	}
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return connect || t[0] == '/' || len(t) == 1 && t[0] == '*' || indexString(t, "://") > 0
 }
 
 // get returns the value of the first line named name (case-insensitively), or nil.

@@ -28,6 +28,7 @@ import (
 	"github.com/a8fabric/a8/internal/catalog/eureka"
 	"github.com/a8fabric/a8/internal/catalog/file"
 	"github.com/a8fabric/a8/internal/catalog/kubernetes"
+	"github.com/a8fabric/a8/internal/catalog/kubernetes/kubernetestest"
 	"github.com/a8fabric/a8/internal/cli"
 	"github.com/a8fabric/a8/internal/controller"
 	"github.com/a8fabric/a8/internal/registry"
@@ -90,7 +91,7 @@ func TestCatalogs_EndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k8s, err := kubernetes.New(kubernetes.Config{Client: cs, Server: "fake"})
+	k8s, err := kubernetes.New(kubernetes.Config{Client: kubernetestest.Client(cs), Server: "fake"})
 	if err != nil {
 		t.Fatal(err)
 	}

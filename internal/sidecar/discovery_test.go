@@ -17,12 +17,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/a8fabric/a8/api"
 	"github.com/a8fabric/a8/client"
 	"github.com/a8fabric/a8/internal/catalog/kubernetes"
+	"github.com/a8fabric/a8/internal/catalog/kubernetes/kubernetestest"
 	"github.com/a8fabric/a8/internal/sidecar/config"
 )
 
@@ -89,7 +89,9 @@ func TestSidecar_KubernetesDiscoveryAdapter(t *testing.T) {
 	cp := newControlPlane(t)
 	cs := fake.NewClientset()
 	old := newKubernetesClient
-	newKubernetesClient = func(kubernetes.ClientConfig) (k8s.Interface, string, error) { return cs, "fake", nil }
+	newKubernetesClient = func(kubernetes.ClientConfig) (kubernetes.Client, string, error) {
+		return kubernetestest.Client(cs), "fake", nil
+	}
 	t.Cleanup(func() { newKubernetesClient = old })
 
 	ctx := context.Background()

@@ -33,11 +33,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -56,7 +53,7 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // Config configures a Kubernetes catalog.
 type Config struct {
 	// Client reaches the API server (see NewClient). Required.
-	Client kubernetes.Interface
+	Client Client
 	// Namespaces maps the Kubernetes namespaces to follow to a8 namespaces; an empty value means
 	// the same name. AllNamespaces follows every namespace. Default: {"default": "default"}.
 	Namespaces map[string]string
@@ -89,12 +86,11 @@ type Catalog struct {
 
 var _ catalog.Catalog = (*Catalog)(nil)
 
-// source is one informer factory: one Kubernetes namespace, or all of them.
+// source is the informers of one Kubernetes namespace, or of all of them.
 type source struct {
 	namespace string // "" for all
-	factory   informers.SharedInformerFactory
-	slices    discoverylisters.EndpointSliceLister
-	pods      corelisters.PodLister
+	slices    cache.SharedIndexInformer
+	pods      cache.SharedIndexInformer
 	synced    []cache.InformerSynced
 }
 
@@ -142,19 +138,34 @@ func New(cfg Config) (*Catalog, error) {
 }
 
 func (c *Catalog) newSource(ns string) (*source, error) {
-	opts := []informers.SharedInformerOption{informers.WithTransform(slim)}
-	if ns != "" {
-		opts = append(opts, informers.WithNamespace(ns))
+	cl := c.cfg.Client
+	src := &source{
+		namespace: ns,
+		slices: newInformer(cl, &discoveryv1.EndpointSlice{}, c.cfg.Resync,
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cl.ListEndpointSlices(ctx, ns, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return cl.WatchEndpointSlices(ctx, ns, o)
+			}),
+		pods: newInformer(cl, &corev1.Pod{}, c.cfg.Resync,
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cl.ListPods(ctx, ns, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return cl.WatchPods(ctx, ns, o)
+			}),
 	}
-	f := informers.NewSharedInformerFactoryWithOptions(c.cfg.Client, c.cfg.Resync, opts...)
-	src := &source{namespace: ns, factory: f}
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.event() },
 		UpdateFunc: func(any, any) { c.event() },
 		DeleteFunc: func(any) { c.event() },
 	}
 	onError := func(_ context.Context, _ *cache.Reflector, err error) { c.watchError(err) }
-	for _, inf := range []cache.SharedIndexInformer{f.Discovery().V1().EndpointSlices().Informer(), f.Core().V1().Pods().Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{src.slices, src.pods} {
+		if err := inf.SetTransform(slim); err != nil {
+			return nil, fmt.Errorf("kubernetes catalog: %w", err)
+		}
 		if err := inf.SetWatchErrorHandlerWithContext(onError); err != nil {
 			return nil, fmt.Errorf("kubernetes catalog: %w", err)
 		}
@@ -164,10 +175,24 @@ func (c *Catalog) newSource(ns string) (*source, error) {
 		}
 		src.synced = append(src.synced, reg.HasSynced)
 	}
-	src.slices = f.Discovery().V1().EndpointSlices().Lister()
-	src.pods = f.Core().V1().Pods().Lister()
 	return src, nil
 }
+
+// newInformer makes an informer of one kind, indexed by namespace, on classic list and watch
+// (which every API server serves).
+func newInformer(cl Client, example runtime.Object, resync time.Duration,
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{ListWithContextFunc: list, WatchFuncWithContext: watchFn}
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, noWatchList{}), example, resync,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+}
+
+// noWatchList tells the informers' reflectors to list, then watch, rather than ask for a
+// streamed list (a newer API server feature).
+type noWatchList struct{}
+
+func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 
 // Name implements catalog.Catalog.
 func (c *Catalog) Name() string { return "kubernetes" }
@@ -180,13 +205,11 @@ func (c *Catalog) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		wg.Wait()
-		for _, src := range c.sources {
-			src.factory.Shutdown() // waits for the informers' goroutines
-		}
 	}()
 	var synced []cache.InformerSynced
 	for _, src := range c.sources {
-		src.factory.StartWithContext(ctx)
+		wg.Go(func() { src.slices.RunWithContext(ctx) })
+		wg.Go(func() { src.pods.RunWithContext(ctx) })
 		synced = append(synced, src.synced...)
 	}
 	wg.Go(func() {
@@ -320,17 +343,16 @@ func (c *Catalog) rebuild() {
 		}
 	}
 	for _, src := range c.sources {
-		eps, err := src.slices.List(labels.Everything())
-		if err != nil {
-			c.log.Error("kubernetes catalog: listing the EndpointSlice cache", "error", err)
-			return
-		}
-		for _, es := range eps {
+		for _, obj := range src.slices.GetStore().List() {
+			es, ok := obj.(*discoveryv1.EndpointSlice)
+			if !ok {
+				continue
+			}
 			a8, ok := c.a8Namespace(es.Namespace)
 			if !ok {
 				continue
 			}
-			content[a8] = appendInstances(content[a8], es, src.pods)
+			content[a8] = appendInstances(content[a8], es, src.pods.GetStore())
 		}
 	}
 	if c.Replace(content) {
@@ -351,7 +373,7 @@ func cmpOr(a, b string) string {
 }
 
 // appendInstances adds an EndpointSlice's instances: one per ready endpoint and port.
-func appendInstances(out []store.Instance, es *discoveryv1.EndpointSlice, pods corelisters.PodLister) []store.Instance {
+func appendInstances(out []store.Instance, es *discoveryv1.EndpointSlice, pods cache.Store) []store.Instance {
 	service := es.Labels[discoveryv1.LabelServiceName]
 	if service == "" {
 		return out // not a Service's slice
@@ -366,9 +388,11 @@ func appendInstances(out []store.Instance, es *discoveryv1.EndpointSlice, pods c
 			if ref.UID != "" {
 				uid = string(ref.UID)
 			}
-			if p, err := pods.Pods(es.Namespace).Get(ref.Name); err == nil {
-				pod = p
-				uid = string(p.UID)
+			if obj, ok, _ := pods.GetByKey(es.Namespace + "/" + ref.Name); ok {
+				if p, ok := obj.(*corev1.Pod); ok {
+					pod = p
+					uid = string(p.UID)
+				}
 			}
 		}
 		if pod != nil && !podReady(pod) {
@@ -508,7 +532,7 @@ const (
 )
 
 // NewClient returns a client of the API server cc names, and the server's address for messages.
-func NewClient(cc ClientConfig) (kubernetes.Interface, string, error) {
+func NewClient(cc ClientConfig) (Client, string, error) {
 	var rc *rest.Config
 	if cc.URL == "" {
 		var err error
@@ -532,7 +556,7 @@ func NewClient(cc ClientConfig) (kubernetes.Interface, string, error) {
 		}
 	}
 	rc.UserAgent = cc.UserAgent
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := newRESTClient(rc)
 	if err != nil {
 		return nil, "", fmt.Errorf("kubernetes: client for %s: %w (check --k8s_url and --k8s_ca_file)", rc.Host, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/a8fabric/a8/internal/catalog"
 	"github.com/a8fabric/a8/internal/catalog/kubernetes"
+	"github.com/a8fabric/a8/internal/catalog/kubernetes/kubernetestest"
 	"github.com/a8fabric/a8/internal/store"
 	"github.com/a8fabric/a8/internal/store/memory"
 )
@@ -99,7 +101,7 @@ var httpPort = discoveryv1.EndpointPort{Name: ptr("http"), Port: ptr(int32(9080)
 func start(t *testing.T, namespaces map[string]string) (*cluster, *kubernetes.Catalog, store.Instances) {
 	t.Helper()
 	cl := &cluster{t: t, client: fake.NewClientset()}
-	cat, err := kubernetes.New(kubernetes.Config{Client: cl.client, Namespaces: namespaces, Server: "fake", Logger: slog.New(slog.DiscardHandler)})
+	cat, err := kubernetes.New(kubernetes.Config{Client: kubernetestest.Client(cl.client), Namespaces: namespaces, Server: "fake", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,5 +335,98 @@ func TestKubernetes_NewClient(t *testing.T) {
 	}
 	if _, host, err := kubernetes.NewClient(kubernetes.ClientConfig{URL: "https://k8s.example:6443", Token: "t"}); err != nil || host != "https://k8s.example:6443" {
 		t.Fatalf("NewClient = %q, %v", host, err)
+	}
+}
+
+// The REST client NewClient makes, against an API server that speaks Kubernetes' JSON list and
+// watch: it lists pods at /api/v1 and EndpointSlices at /apis/discovery.k8s.io/v1 in the mapped
+// namespace, then watches from the list's resourceVersion, and follows a watch event.
+func TestKubernetes_RESTClientListAndWatch(t *testing.T) {
+	events := make(chan string, 1)
+	var mu sync.Mutex
+	var seen []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		mu.Lock()
+		seen = append(seen, r.URL.Path+" watch="+q.Get("watch")+" rv="+q.Get("resourceVersion"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer t" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		watching := q.Get("watch") == "true"
+		switch r.URL.Path {
+		case "/api/v1/namespaces/shop/pods":
+			if watching {
+				<-r.Context().Done() // no pod changes
+				return
+			}
+			fmt.Fprint(w, `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"10"},"items":[
+				{"metadata":{"name":"web-1","namespace":"shop","uid":"u1","labels":{"version":"v1"}},
+				 "status":{"conditions":[{"type":"Ready","status":"True"}]}},
+				{"metadata":{"name":"web-2","namespace":"shop","uid":"u2","labels":{"version":"v2"}},
+				 "status":{"conditions":[{"type":"Ready","status":"True"}]}}]}`)
+		case "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices":
+			if watching {
+				if q.Get("resourceVersion") != "11" {
+					http.Error(w, "watch from the list's resourceVersion", http.StatusBadRequest)
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				select {
+				case ev := <-events:
+					fmt.Fprintln(w, ev)
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+				<-r.Context().Done()
+				return
+			}
+			fmt.Fprint(w, `{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"11"},"items":[
+				{"metadata":{"name":"web-abc","namespace":"shop","resourceVersion":"11","labels":{"kubernetes.io/service-name":"web"}},
+				 "addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],
+				 "endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true},"targetRef":{"kind":"Pod","namespace":"shop","name":"web-1","uid":"u1"}}]}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer api.Close()
+	client, host, err := kubernetes.NewClient(kubernetes.ClientConfig{URL: api.URL, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := kubernetes.New(kubernetes.Config{Client: client, Server: host, Namespaces: map[string]string{"shop": "team-a"}, Debounce: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cat.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not stop")
+		}
+	}()
+	s := catalog.Merge(memory.NewInstances(nil), cat)
+	await(t, s, "team-a", "web-1 from the lists", has("u1-8080 10.0.0.1:8080 version=v1"))
+	// The second pod becomes an endpoint: a MODIFIED event on the slice's watch.
+	events <- `{"type":"MODIFIED","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1",
+		"metadata":{"name":"web-abc","namespace":"shop","resourceVersion":"12","labels":{"kubernetes.io/service-name":"web"}},
+		"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],
+		"endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true},"targetRef":{"kind":"Pod","namespace":"shop","name":"web-1","uid":"u1"}},
+		             {"addresses":["10.0.0.2"],"conditions":{"ready":true},"targetRef":{"kind":"Pod","namespace":"shop","name":"web-2","uid":"u2"}}]}}`
+	await(t, s, "team-a", "web-2 from the watch", has("u1-8080 10.0.0.1:8080 version=v1", "u2-8080 10.0.0.2:8080 version=v2"))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"/api/v1/namespaces/shop/pods watch= rv=0", "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices watch=true rv=11"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("no request %q among %q", want, seen)
+		}
 	}
 }

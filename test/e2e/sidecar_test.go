@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,8 +21,9 @@ type fabric struct {
 	up      *process
 	reg     *client.Registry
 	ctl     *client.Controller
-	gateway string // the gateway's proxy URL
-	admin   string // the gateway's admin URL
+	gateway string   // the gateway's proxy URL
+	admin   string   // the gateway's admin URL
+	gw      *process // the gateway sidecar
 }
 
 func (f *fabric) sidecarArgs(extra ...string) []string {
@@ -54,11 +56,31 @@ func (f *fabric) call(path string, header ...string) answer {
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		f.t.Fatalf("GET %s through the gateway: %v", path, err)
+		f.t.Fatalf("GET %s through the gateway: %v (%s)", path, err, f.gatewayState())
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, string(data), time.Since(start)}
+}
+
+// gatewayState says, for a failed call, whether the gateway process still runs and whether its
+// proxy port takes connections now.
+func (f *fabric) gatewayState() string {
+	state := "gateway process running"
+	if f.gw != nil {
+		select {
+		case err := <-f.gw.done:
+			f.gw.done <- err
+			state = fmt.Sprintf("gateway process exited: %v", err)
+		default:
+		}
+	}
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(f.gateway, "http://"), time.Second)
+	if err != nil {
+		return state + "; a new dial fails too: " + err.Error()
+	}
+	c.Close()
+	return state + "; a new dial succeeds"
 }
 
 // routes returns the gateway's routing table dump.
@@ -170,7 +192,7 @@ func TestSidecar_Fabric(t *testing.T) {
 		"--endpoint_host", "127.0.0.1", "--endpoint_port", fmt.Sprint(crashPort), "--registry_ttl", "3s",
 		"--healthchecks", fmt.Sprintf("http://127.0.0.1:%d/health", crashPort))...)
 	gwPort, gwAdmin := freePort(t), freePort(t)
-	startProcess(t, nil, a8Bin, f.sidecarArgs("--proxy", "--service", "gateway:version=none",
+	f.gw = startProcess(t, nil, a8Bin, f.sidecarArgs("--proxy", "--service", "gateway:version=none",
 		"--proxy_port", fmt.Sprint(gwPort), "--admin_port", fmt.Sprint(gwAdmin))...)
 	f.gateway, f.admin = fmt.Sprintf("http://127.0.0.1:%d", gwPort), fmt.Sprintf("http://127.0.0.1:%d", gwAdmin)
 	waitFor(t, "three helloworld instances in the gateway's table", func() bool { return f.endpoints() == 3 })

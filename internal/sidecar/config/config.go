@@ -131,7 +131,7 @@ type ProxyConfig struct {
 	ListenAddress    string `yaml:"listen_address"` // the proxy's bind address (default all interfaces, as Amalgam8)
 	AdminAddress     string `yaml:"admin_address"`  // the admin's bind address (default 127.0.0.1)
 	AccessLog        string `yaml:"access_log"`     // request records as JSON lines: a path, "-" for stdout, "" for none
-	Records          int    `yaml:"records"`        // how many records the admin API keeps (default 10000)
+	Records          int    `yaml:"records"`        // how many records the admin API keeps (default 1000)
 	// Amalgam8 1.x's Envoy settings: accepted and ignored, except tls (not supported).
 	TLS             bool   `yaml:"tls"`
 	CertChainFile   string `yaml:"cert_chain_file"`
@@ -152,7 +152,7 @@ func Defaults() Config {
 		Registry:   ControlPlane{URL: "http://localhost:8080", Poll: 15 * time.Second, TTL: 60 * time.Second},
 		Controller: ControlPlane{URL: "http://localhost:8080", Poll: 15 * time.Second},
 		ProxyConfig: ProxyConfig{
-			HTTPListenerPort: 6379, AdminPort: 8001, AdminAddress: "127.0.0.1", Records: 10000,
+			HTTPListenerPort: 6379, AdminPort: 8001, AdminAddress: "127.0.0.1", Records: 1000,
 		},
 		LogLevel: "info", LogFormat: "text",
 		ProxyAdapter: "envoy", DiscoveryAdapter: DiscoveryAmalgam8, RulesAdapter: "amalgam8",
@@ -239,7 +239,7 @@ func defs() []flagDef {
 		{"proxy_address", "address the proxy listens on (default all interfaces)", "string", "", str(func(c *Config) *string { return &c.ProxyConfig.ListenAddress })},
 		{"admin_address", "address the admin listener listens on", "string", "127.0.0.1", str(func(c *Config) *string { return &c.ProxyConfig.AdminAddress })},
 		{"access_log", "where request records go as JSON lines: a file, - for stdout, empty for none", "string", "", str(func(c *Config) *string { return &c.ProxyConfig.AccessLog })},
-		{"records", "how many request records the admin API keeps", "int", "10000", integer("records", func(c *Config) *int { return &c.ProxyConfig.Records })},
+		{"records", "how many request records the admin API keeps", "int", "1000", integer("records", func(c *Config) *int { return &c.ProxyConfig.Records })},
 		{"static_config", "file of instances and rules to route by instead of the registry and controller (watched for changes)", "string", "", str(func(c *Config) *string { return &c.StaticConfig })},
 		{"log_level", "debug, info, warn or error", "string", "info", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log_format", "text or json", "string", "text", str(func(c *Config) *string { return &c.LogFormat })},

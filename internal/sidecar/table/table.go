@@ -201,7 +201,7 @@ type Options struct {
 func Build(set *rules.Set, revision int64, instances []api.Instance, index uint64, opts Options) *Table {
 	self, pool := opts.Self, opts.Pool
 	gen := pool.begin()
-	byService := map[string][]*Endpoint{}
+	byService := make(map[string][]*Endpoint, pool.dests)
 	for i := range instances {
 		in := &instances[i]
 		ep := endpoint(in, gen)
@@ -213,19 +213,28 @@ func Build(set *rules.Set, revision int64, instances []api.Instance, index uint6
 	for _, eps := range byService {
 		slices.SortFunc(eps, func(a, b *Endpoint) int { return cmp.Compare(a.Addr, b.Addr) })
 	}
-	clusters := map[string]*Cluster{}
-	cluster := func(service string, tags []string, b *rules.Backend) *Cluster {
-		key := service + ":" + strings.Join(tags, ",")
-		lb := "round_robin"
+	// Clusters are shared by every backend with the same service, tags, balancer and resilience
+	// settings. The key is a struct, so that a backend whose cluster exists costs no allocation.
+	type clusterKey struct {
+		key, lb string
+		res     api.Resilience
+		hasRes  bool
+	}
+	clusters := make(map[clusterKey]*Cluster, len(pool.clusters))
+	// key is "service:tag1,tag2" (tags sorted), as rules.Backend.Key has it.
+	cluster := func(key, service string, tags []string, b *rules.Backend) *Cluster {
+		ck := clusterKey{key: key, lb: "round_robin"}
 		var res *api.Resilience
 		if b != nil {
-			lb, res = b.LBType, b.Resilience
+			ck.lb, res = b.LBType, b.Resilience
 		}
-		ck := key + "|" + lb + "|" + resilienceKey(res)
+		if res != nil {
+			ck.res, ck.hasRes = *res, true
+		}
 		if c, ok := clusters[ck]; ok {
 			return c
 		}
-		c := &Cluster{Key: key, Service: service, Tags: tags, LBType: lb, Limits: limits(res), State: gen.cluster(key)}
+		c := &Cluster{Key: key, Service: service, Tags: tags, LBType: ck.lb, Limits: limits(res), State: gen.cluster(key)}
 		if opts.OnEject != nil {
 			c.OnEject = func(e *Endpoint) { opts.OnEject(c, e) }
 		}
@@ -237,11 +246,11 @@ func Build(set *rules.Set, revision int64, instances []api.Instance, index uint6
 		clusters[ck] = c
 		return c
 	}
-	t := &Table{Revision: revision, Index: index, Built: time.Now(), dests: map[string]*Destination{}}
+	t := &Table{Revision: revision, Index: index, Built: time.Now(), dests: make(map[string]*Destination, pool.dests)}
 	dest := func(name string) *Destination {
 		d := t.dests[name]
 		if d == nil {
-			d = &Destination{Name: name, All: cluster(name, nil, nil)}
+			d = &Destination{Name: name, All: cluster(name+":", name, nil, nil)}
 			t.dests[name] = d
 		}
 		return d
@@ -260,7 +269,11 @@ func Build(set *rules.Set, revision int64, instances []api.Instance, index uint6
 				r := &Route{Rule: rr, Clusters: make([]*Cluster, len(rr.Backends))}
 				for i := range rr.Backends {
 					b := &rr.Backends[i]
-					r.Clusters[i] = cluster(b.Service, b.Tags, b)
+					key := b.Key
+					if key == "" { // a Backend not made by rules.Compile
+						key = b.Service + ":" + strings.Join(b.Tags, ",")
+					}
+					r.Clusters[i] = cluster(key, b.Service, b.Tags, b)
 				}
 				d.Routes = append(d.Routes, r)
 			}
@@ -271,6 +284,7 @@ func Build(set *rules.Set, revision int64, instances []api.Instance, index uint6
 			}
 		}
 	}
+	pool.dests = len(t.dests)
 	pool.commit(gen)
 	return t
 }
@@ -316,15 +330,6 @@ func endpoint(in *api.Instance, gen *generation) *Endpoint {
 		Tags: in.Tags, State: gen.endpoint(scheme + "://" + addr)}
 }
 
-func resilienceKey(r *api.Resilience) string {
-	if r == nil {
-		return ""
-	}
-	return strconv.Itoa(r.MaxConnections) + "," + strconv.Itoa(r.MaxPendingRequests) + "," + strconv.Itoa(r.MaxRequests) + "," +
-		strconv.Itoa(r.MaxRequestsPerConnection) + "," + strconv.Itoa(r.ConsecutiveErrors) + "," +
-		strconv.FormatFloat(r.SleepWindow, 'g', -1, 64) + "," + strconv.FormatFloat(r.DetectionInterval, 'g', -1, 64)
-}
-
 // Resilience defaults: Envoy's, which Amalgam8 1.x inherited. max_connections and max_requests left
 // at 0 are unlimited.
 const (
@@ -354,6 +359,7 @@ type Pool struct {
 	mu        sync.Mutex
 	endpoints map[string]*EndpointState
 	clusters  map[string]*ClusterState
+	dests     int // destinations of the last build: a size hint for the next
 }
 
 // NewPool returns an empty pool.
@@ -369,7 +375,9 @@ type generation struct {
 
 func (p *Pool) begin() *generation {
 	p.mu.Lock() // held until commit: builds are serialised
-	return &generation{pool: p, endpoints: map[string]*EndpointState{}, clusters: map[string]*ClusterState{}}
+	// Sized as the last build's: a rebuild usually keeps most of what it had.
+	return &generation{pool: p, endpoints: make(map[string]*EndpointState, len(p.endpoints)),
+		clusters: make(map[string]*ClusterState, len(p.clusters))}
 }
 
 func (g *generation) endpoint(key string) *EndpointState {

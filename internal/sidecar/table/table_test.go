@@ -349,3 +349,45 @@ func BenchmarkDecision(b *testing.B) {
 		_ = d.Action(productpage, h)
 	}
 }
+
+// Backends with the same service, tags, balancer and resilience share a cluster; any difference
+// makes another cluster, with the same state (it is the same set of instances).
+func TestBuild_ClusterSharing(t *testing.T) {
+	res := func(n int) *api.Resilience { return &api.Resilience{MaxRequests: n} }
+	tbl := build(t, []api.Rule{
+		{ID: "a", Priority: 6, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"X-A": "1"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, Resilience: res(5)}}}},
+		{ID: "b", Priority: 5, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"X-B": "1"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, Resilience: res(5)}}}},
+		{ID: "c", Priority: 4, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"X-C": "1"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, Resilience: res(6)}}}},
+		{ID: "d", Priority: 3, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"X-D": "1"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, Resilience: &api.Resilience{}}}}},
+		{ID: "e", Priority: 2, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"X-E": "1"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}}}}},
+		{ID: "f", Priority: 1, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"X-F": "1"}},
+			Route: &api.Route{Backends: []api.Backend{{Tags: []string{"version=v2"}, LBType: "random"}}}},
+		{ID: "g", Destination: "reviews", Route: &api.Route{Backends: []api.Backend{{Name: "ratings", Tags: []string{"version=v1"}}}}},
+	}, bookinfo, nil)
+	cs := map[string]*Cluster{}
+	for _, r := range tbl.Lookup("reviews").Routes {
+		cs[r.Rule.ID] = r.Clusters[0]
+	}
+	if cs["a"] != cs["b"] {
+		t.Error("same backend settings: not one cluster")
+	}
+	for _, id := range []string{"c", "d", "e", "f"} {
+		if cs[id] == cs["a"] {
+			t.Errorf("rule %s: a backend with other settings shares a's cluster", id)
+		}
+		if cs[id].State != cs["a"].State || cs[id].Key != "reviews:version=v2" || len(cs[id].Endpoints) != 2 {
+			t.Errorf("rule %s: cluster %+v", id, cs[id])
+		}
+	}
+	if cs["d"].Limits.MaxPendingRequests != DefaultMaxPendingRequests || cs["e"].Limits.MaxPendingRequests != 0 {
+		t.Error("an empty resilience (defaults) and none (no limits) must differ")
+	}
+	if g := cs["g"]; g.Key != "ratings:version=v1" || g.Service != "ratings" || len(g.Endpoints) != 1 {
+		t.Errorf("backend of another service: %+v", g)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 )
 
 // This file is the HTTP/1.x wire: reading heads and bodies from a connection into one buffer,
@@ -155,6 +156,11 @@ func (cr *connReader) copyN(w *connWriter, n int64) error {
 			if err := w.flush(); err != nil { // what came so far goes on before waiting for more
 				return &copyError{err: err}
 			}
+			if n > int64(len(cr.buf)) {
+				// Much still to come: straight from one connection to the other, through a larger
+				// buffer than the connection's, so that a large body takes fewer system calls.
+				return cr.relayN(w, n)
+			}
 			if err := cr.fill(len(cr.buf)); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
@@ -170,6 +176,39 @@ func (cr *connReader) copyN(w *connWriter, n int64) error {
 		n -= int64(take)
 	}
 	return nil
+}
+
+// bodyBufSize is the buffer a large body is relayed through; bodyBufs pools them.
+const bodyBufSize = 32 << 10
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, bodyBufSize); return &b }}
+
+// relayN passes the next n bytes of the connection (none of them buffered) on to w's connection,
+// w's buffer being empty; the last bytes read may overshoot n only in the connection's buffer,
+// never in the relay buffer, which reads at most what is left.
+func (cr *connReader) relayN(w *connWriter, n int64) error {
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	buf := *bp
+	for n > int64(len(cr.buf)) {
+		m, err := cr.c.Read(buf[:min(int64(len(buf)), n)])
+		if m > 0 {
+			if _, werr := w.c.Write(buf[:m]); werr != nil {
+				return &copyError{err: werr}
+			}
+			n -= int64(m)
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return &copyError{read: true, err: err}
+		}
+		if m == 0 {
+			return &copyError{read: true, err: io.ErrNoProgress}
+		}
+	}
+	return cr.copyN(w, n) // the rest through the connection's buffer
 }
 
 // discardN reads and drops n bytes of the stream.

@@ -101,7 +101,11 @@ type Action struct {
 
 // Compile validates rules and compiles them. A rule set that does not validate is not compiled.
 func Compile(rs []api.Rule) (*Set, error) {
-	if err := Validate(rs); err != nil {
+	// The header regexes that validation compiled are the ones the rules get: each distinct pattern
+	// is compiled once per call, and rules with the same pattern share its *regexp.Regexp (which is
+	// safe for concurrent use).
+	v := validator{regexes: regexes{}}
+	if err := v.all(rs); err != nil {
 		return nil, err
 	}
 	s := &Set{byDest: map[string]*Destination{}}
@@ -112,7 +116,7 @@ func Compile(rs []api.Rule) (*Set, error) {
 			d = &Destination{Name: r.Destination}
 			s.byDest[r.Destination] = d
 		}
-		m := compileMatch(r.Match)
+		m := compileMatch(r.Match, v.regexes)
 		if r.Route != nil {
 			d.Routes = append(d.Routes, compileRoute(r, m))
 		} else {
@@ -146,28 +150,32 @@ func (s *Set) Destinations() []string {
 	return names
 }
 
-func compileCondition(src *api.Source, headers map[string]string) condition {
+func compileCondition(src *api.Source, headers map[string]string, res regexes) condition {
 	c := condition{source: src}
 	for name, pattern := range headers {
-		c.headers = append(c.headers, headerMatch{textproto.CanonicalMIMEHeaderKey(name), regexp.MustCompile(HeaderPattern(pattern))})
+		re, err := res.compile(HeaderPattern(pattern))
+		if err != nil { // validation rejects it first
+			re = regexp.MustCompile(HeaderPattern(pattern))
+		}
+		c.headers = append(c.headers, headerMatch{textproto.CanonicalMIMEHeaderKey(name), re})
 	}
 	slices.SortFunc(c.headers, func(a, b headerMatch) int { return cmp.Compare(a.name, b.name) })
 	return c
 }
 
-func compileMatch(m *api.Match) Matcher {
+func compileMatch(m *api.Match, res regexes) Matcher {
 	if m == nil {
 		return Matcher{}
 	}
-	out := Matcher{cond: compileCondition(m.Source, m.Headers)}
+	out := Matcher{cond: compileCondition(m.Source, m.Headers, res)}
 	for _, c := range m.All {
-		out.all = append(out.all, compileCondition(c.Source, c.Headers))
+		out.all = append(out.all, compileCondition(c.Source, c.Headers, res))
 	}
 	for _, c := range m.Any {
-		out.any = append(out.any, compileCondition(c.Source, c.Headers))
+		out.any = append(out.any, compileCondition(c.Source, c.Headers, res))
 	}
 	for _, c := range m.None {
-		out.nne = append(out.nne, compileCondition(c.Source, c.Headers))
+		out.nne = append(out.nne, compileCondition(c.Source, c.Headers, res))
 	}
 	return out
 }

@@ -1,11 +1,13 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -304,6 +306,76 @@ func TestCompile_EdgeCases(t *testing.T) {
 	}
 	if !g.Actions[0].Reset || !g.Actions[1].Reset || g.Actions[2].Reset || g.Actions[2].ReturnCode != 503 {
 		t.Fatalf("return codes below 100 reset the connection: %+v", g.Actions)
+	}
+}
+
+// Each distinct header pattern is compiled once per Compile call, by validation, and the rules that
+// use it share that *regexp.Regexp; another call compiles its own (there is no process-wide cache).
+func TestCompile_SharesRegexes(t *testing.T) {
+	jason := "^(.*?;)?(user=jason)(;.*)?$"
+	rs := []api.Rule{
+		{ID: "a", Priority: 2, Destination: "reviews", Match: &api.Match{Headers: map[string]string{"Cookie": jason, "X-Any": "*"}},
+			Route: &api.Route{Backends: []api.Backend{backend(nil, "version=v2")}}},
+		{ID: "b", Priority: 1, Destination: "reviews", Match: &api.Match{
+			Any:  []api.MatchCondition{{Headers: map[string]string{"cookie": jason}}},
+			None: []api.MatchCondition{{Headers: map[string]string{"X-Bot": ".*"}}},
+		}, Route: &api.Route{Backends: []api.Backend{backend(nil, "version=v1")}}},
+		{ID: "c", Destination: "ratings", Match: &api.Match{All: []api.MatchCondition{{Headers: map[string]string{"Cookie": jason}}}},
+			Actions: []api.Action{{Action: "delay", Duration: 1}}},
+		{ID: "d", Destination: "ratings", Match: &api.Match{Headers: map[string]string{"Cookie": "^(.*?;)?(user=sam)(;.*)?$"}},
+			Actions: []api.Action{{Action: "trace"}}},
+	}
+	s, err := Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviews, ratings := s.Destination("reviews"), s.Destination("ratings")
+	a, b := reviews.Routes[0].Match, reviews.Routes[1].Match
+	c, d := ratings.Actions[0].Match, ratings.Actions[1].Match
+	if a.cond.headers[0].name != "Cookie" || a.cond.headers[1].name != "X-Any" {
+		t.Fatalf("headers of a: %+v", a.cond.headers)
+	}
+	re := a.cond.headers[0].re
+	for what, other := range map[string]*regexp.Regexp{
+		"an any condition": b.any[0].headers[0].re, "another destination's all condition": c.all[0].headers[0].re,
+	} {
+		if other != re {
+			t.Errorf("%s has its own regex for %s", what, jason)
+		}
+	}
+	if a.cond.headers[1].re != b.nne[0].headers[0].re || a.cond.headers[1].re.String() != ".*" {
+		t.Error(`"*" and ".*" are the same pattern and must share a regex`)
+	}
+	if d.cond.headers[0].re == re {
+		t.Error("two patterns share a regex")
+	}
+	s2, err := Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Destination("reviews").Routes[0].Match.cond.headers[0].re == re {
+		t.Error("two Compile calls share a regex: is there a process-wide cache?")
+	}
+}
+
+// A bad pattern is reported wherever it is, even though it is compiled once.
+func TestValidate_RepeatedBadRegex(t *testing.T) {
+	bad := func(id string) api.Rule {
+		r := route("reviews", backend(nil, "v1"))
+		r.ID, r.Match = id, &api.Match{Headers: map[string]string{"Cookie": "(", "X-B": "("}}
+		return r
+	}
+	err := Validate([]api.Rule{bad("a"), bad("b")})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 4 {
+		t.Fatalf("want 4 problems, got %v", err)
+	}
+	want := "rules[1].match.headers.X-B: invalid regex \"(\": error parsing regexp: missing closing ): `(` (rule \"b\")"
+	if got := ve.Problems[3].String(); got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	if _, err2 := Compile([]api.Rule{bad("a"), bad("b")}); err2 == nil || err2.Error() != err.Error() {
+		t.Fatalf("Compile: %v\nValidate: %v", err2, err)
 	}
 }
 

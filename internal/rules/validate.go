@@ -69,6 +69,28 @@ func (e *ValidationError) Error() string {
 type validator struct {
 	problems []Problem
 	ruleID   string
+	regexes  regexes // the header regexes compiled so far, which Compile reuses
+}
+
+// regexes holds the header regexes of one Validate or Compile call by pattern (as HeaderPattern
+// returns it), with the error of those that do not compile, so that a pattern many rules share is
+// compiled once. It lives only as long as the call: a process-wide cache would grow with every rule
+// set ever seen.
+type regexes map[string]compiledRegex
+
+type compiledRegex struct {
+	re  *regexp.Regexp
+	err error
+}
+
+// compile returns the regex of pattern, compiling it on first use.
+func (c regexes) compile(pattern string) (*regexp.Regexp, error) {
+	if r, ok := c[pattern]; ok {
+		return r.re, r.err
+	}
+	re, err := regexp.Compile(pattern)
+	c[pattern] = compiledRegex{re, err}
+	return re, err
 }
 
 func (v *validator) add(path, format string, args ...any) {
@@ -79,7 +101,12 @@ func (v *validator) add(path, format string, args ...any) {
 // that compile, fields that belong to the action kind). Paths are rules[i]..., with the rule's id
 // added where it has one. A nil error means every rule is valid.
 func Validate(rs []api.Rule) error {
-	var v validator
+	v := validator{regexes: regexes{}}
+	return v.all(rs)
+}
+
+// all checks rules as Validate does, keeping the compiled header regexes in v.regexes.
+func (v *validator) all(rs []api.Rule) error {
 	ids := map[string]int{}
 	for i := range rs {
 		r := &rs[i]
@@ -100,7 +127,7 @@ func Validate(rs []api.Rule) error {
 
 // ValidateRule checks one rule; path names it in errors (e.g. "rules[0]").
 func ValidateRule(path string, r *api.Rule) error {
-	var v validator
+	v := validator{regexes: regexes{}}
 	v.rule(path, r)
 	if len(v.problems) > 0 {
 		return &ValidationError{Problems: v.problems}
@@ -236,7 +263,7 @@ func (v *validator) condition(path string, src *api.Source, headers map[string]s
 			v.add(p, "same header as %q (header names are case-insensitive)", first)
 		}
 		seen[canonical] = h
-		if _, err := regexp.Compile(HeaderPattern(headers[h])); err != nil {
+		if _, err := v.regexes.compile(HeaderPattern(headers[h])); err != nil {
 			v.add(p, "invalid regex %q: %v", headers[h], err)
 		}
 	}

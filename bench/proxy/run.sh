@@ -10,10 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 HARNESS=${HARNESS:-../shared/bench/proxy-bench.sh}
 [ -x "$HARNESS" ] || { echo "set HARNESS to the proxy-bench.sh harness (not found at $HARNESS)" >&2; exit 1; }
-bin=$(mktemp -d)/a8
+# The sidecar binary, a8-sidecar (what runs beside every instance); BINARY=a8 measures `a8 sidecar`.
+BINARY=${BINARY:-a8-sidecar}
+bin=$(mktemp -d)/$BINARY
 trap 'rm -rf "$(dirname "$bin")"' EXIT
-go build -o "$bin" ./cmd/a8
+go build -o "$bin" "./cmd/$BINARY"
 export A8_BENCH_BIN=$bin
+[ "$BINARY" = a8 ] && export A8_BENCH_SUB=sidecar || export A8_BENCH_SUB=
 # RULES=1 adds a rule set of 100 destinations with header rules and a weighted split on svc, so that
 # the cost of rules shows.
 export A8_BENCH_RULES=${RULES:-0}
@@ -35,6 +38,6 @@ EXTRA_NAME=${EXTRA_NAME:-a8} EXTRA_CMD='
     echo "  []"
   fi
 } > "$BENCH_TMP/routes.yaml"
-exec "$A8_BENCH_BIN" sidecar --proxy --service bench --static_config "$BENCH_TMP/routes.yaml" \
+exec "$A8_BENCH_BIN" $A8_BENCH_SUB --proxy --service bench --static_config "$BENCH_TMP/routes.yaml" \
   --proxy_address 127.0.0.1 --proxy_port "$LISTEN_PORT" --admin_port 0 --log_level warn' \
   exec "$HARNESS"

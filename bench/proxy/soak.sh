@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak: the sidecar proxy under steady closed-loop load for a long run (10 minutes by default),
+# Soak: the sidecar proxy (a8-sidecar) under steady closed-loop load for a long run (10 minutes by default),
 # sampling its resident memory, Go heap and goroutines, to show that nothing grows. Two helloworld
 # upstreams and the sidecar (standalone, routes from a file) share core 0; wrk runs on core 1.
 #
@@ -23,7 +23,7 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-go build -o "$tmp/" ./cmd/a8 ./examples/helloworld/cmd/helloworld
+go build -o "$tmp/" ./cmd/a8-sidecar ./examples/helloworld/cmd/helloworld
 
 up1=$((BASE_PORT + 1)) up2=$((BASE_PORT + 2)) proxy=$((BASE_PORT + 20)) admin=$((BASE_PORT + 21))
 for i in 1 2; do
@@ -44,7 +44,7 @@ done
     echo "  []"
   fi
 } >"$tmp/routes.yaml"
-GOMAXPROCS=1 taskset -c 0 "$tmp/a8" sidecar --proxy --service soak --static_config "$tmp/routes.yaml" \
+GOMAXPROCS=1 taskset -c 0 "$tmp/a8-sidecar" --proxy --service soak --static_config "$tmp/routes.yaml" \
   --proxy_address 127.0.0.1 --proxy_port "$proxy" --admin_port "$admin" --log_level warn &
 sidecar=$!
 pids+=($sidecar)

@@ -3,61 +3,13 @@ package main
 import (
 	"context"
 	"io"
-	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
 
-	"github.com/a8fabric/a8/internal/logging"
-	"github.com/a8fabric/a8/internal/sidecar"
-	"github.com/a8fabric/a8/internal/sidecar/config"
-	"github.com/a8fabric/a8/internal/version"
+	"github.com/a8fabric/a8/internal/sidecar/sidecarcmd"
 )
 
 // exitCode asks main to exit with a code of its own (a supervised app's).
-type exitCode int
-
-func (e exitCode) Error() string { return "exit " + strconv.Itoa(int(e)) }
+type exitCode = sidecarcmd.ExitCode
 
 func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := config.Load(args, stderr)
-	if err != nil {
-		return err
-	}
-	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		return err
-	}
-	log = log.With("version", version.String())
-	s, err := sidecar.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	// SIGINT and SIGTERM stop the sidecar, which deregisters and then passes the signal on to the
-	// app; other signals go to the app at once.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT, syscall.SIGWINCH)
-	defer signal.Stop(sigs)
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
-					s.Stop(sig)
-				} else {
-					s.Signal(sig)
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	code, err := s.Run(ctx)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return exitCode(code)
-	}
-	return nil
+	return sidecarcmd.Run(ctx, args, stderr)
 }

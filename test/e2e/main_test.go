@@ -19,9 +19,9 @@ import (
 	"github.com/a8fabric/a8/internal/netutil"
 )
 
-// a8Bin is the a8 binary, ctlBin a8ctl, and helloBin the helloworld example app, built once for the
-// package.
-var a8Bin, ctlBin, helloBin string
+// a8Bin is the a8 binary, sidecarBin a8-sidecar, ctlBin a8ctl, and helloBin the helloworld example
+// app, built once for the package.
+var a8Bin, sidecarBin, ctlBin, helloBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "a8-e2e-")
@@ -30,8 +30,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	a8Bin, ctlBin, helloBin = filepath.Join(dir, "a8"), filepath.Join(dir, "a8ctl"), filepath.Join(dir, "helloworld")
+	sidecarBin = filepath.Join(dir, "a8-sidecar")
 	for bin, pkg := range map[string]string{a8Bin: "github.com/a8fabric/a8/cmd/a8", ctlBin: "github.com/a8fabric/a8/cmd/a8ctl",
-		helloBin: "github.com/a8fabric/a8/examples/helloworld/cmd/helloworld"} {
+		sidecarBin: "github.com/a8fabric/a8/cmd/a8-sidecar",
+		helloBin:   "github.com/a8fabric/a8/examples/helloworld/cmd/helloworld"} {
 		build := exec.Command("go", "build", "-race", "-o", bin, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

@@ -336,6 +336,7 @@ func chunkSize(line []byte) (int64, error) {
 type connWriter struct {
 	c   net.Conn
 	buf []byte
+	vec [2][]byte // the buffer and a large write, for one writev
 }
 
 const writeBufSize = 4 << 10
@@ -348,20 +349,29 @@ func (cw *connWriter) reset(c net.Conn) {
 	cw.buf = cw.buf[:0]
 }
 
-// write buffers p, or writes it through when it does not fit.
+// write buffers p, or writes it through when it does not fit: with what is buffered in one
+// system call (a head and the body after it go out together).
 func (cw *connWriter) write(p []byte) error {
 	if len(cw.buf)+len(p) <= cap(cw.buf) {
 		cw.buf = append(cw.buf, p...)
 		return nil
 	}
-	if err := cw.flush(); err != nil {
-		return err
-	}
 	if len(p) <= cap(cw.buf)/2 {
+		if err := cw.flush(); err != nil {
+			return err
+		}
 		cw.buf = append(cw.buf, p...)
 		return nil
 	}
-	_, err := cw.c.Write(p)
+	if len(cw.buf) == 0 {
+		_, err := cw.c.Write(p)
+		return err
+	}
+	cw.vec[0], cw.vec[1] = cw.buf, p
+	bufs := net.Buffers(cw.vec[:])
+	_, err := bufs.WriteTo(cw.c) // writev
+	cw.vec[0], cw.vec[1] = nil, nil
+	cw.buf = cw.buf[:0]
 	return err
 }
 

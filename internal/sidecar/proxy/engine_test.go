@@ -940,6 +940,24 @@ func TestEngine_UpstreamReuse(t *testing.T) {
 	}
 }
 
+// resilience.max_requests_per_connection: a connection to the instance carries that many requests,
+// then a new one is made.
+func TestEngine_MaxRequestsPerConnection(t *testing.T) {
+	h := newHarness(t)
+	u := newRawUpstream(t, keepAlive(nil, func(m *rawMsg) string { return ok(m.target()) }))
+	h.set([]api.Rule{{ID: "r", Destination: "svc", Priority: 1, Route: &api.Route{Backends: []api.Backend{
+		{Tags: []string{"v1"}, Resilience: &api.Resilience{MaxRequestsPerConnection: 2}}}}}},
+		instance("svc", u.addr(), "v1"))
+	for i := range 6 {
+		if r := h.get("/svc/" + strconv.Itoa(i)); r.code != 200 {
+			t.Fatal(r.code)
+		}
+	}
+	if got := u.accepts.Load(); got != 3 {
+		t.Fatalf("6 requests with max_requests_per_connection 2 used %d upstream connections, want 3", got)
+	}
+}
+
 func TestEngine_StaleConnectionRetried(t *testing.T) {
 	h := newHarness(t)
 	seen := make(chan *rawMsg, 100)

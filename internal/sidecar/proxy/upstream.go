@@ -24,6 +24,7 @@ type upConn struct {
 	pool   *upstreamPool
 	idleAt time.Time
 	reused bool // it carried a request before the current one
+	served int  // answers it carried
 }
 
 func (uc *upConn) close() { _ = uc.c.Close() }
@@ -88,8 +89,13 @@ func (p *Proxy) getConn(ep *table.Endpoint, deadline time.Time, fresh bool) (*up
 }
 
 // putConn returns a connection whose exchange ended cleanly to its pool.
-func (p *Proxy) putConn(uc *upConn) {
-	if uc.r.buffered() > 0 { // the instance sent more than its answer: it cannot be trusted
+//
+// limit is the cluster's max_requests_per_connection (0: none): a connection that has carried that
+// many requests is closed rather than kept.
+func (p *Proxy) putConn(uc *upConn, limit int) {
+	uc.served++
+	// An instance that sent more than its answer cannot be trusted with another request.
+	if uc.r.buffered() > 0 || (limit > 0 && uc.served >= limit) {
 		uc.close()
 		return
 	}
@@ -362,7 +368,7 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 			if wait, ok := backoffWait(attempt, deadline); ok {
 				lastErr = "upstream answered " + strconv.Itoa(resp.status) + " (" + strconv.Itoa(q.attempts) + " attempts)"
 				if p.drainAnswer(q, uc, resp) {
-					p.putConn(uc)
+					p.putConn(uc, c.Limits.MaxRequestsPerConnection)
 				} else {
 					uc.close()
 				}
@@ -376,7 +382,7 @@ func (p *Proxy) forward(q *request, c *table.Cluster, first *table.Endpoint, pat
 		reusable, ok := p.relay(q, uc, resp)
 		cc.up.Store(nil)
 		if reusable {
-			p.putConn(uc)
+			p.putConn(uc, c.Limits.MaxRequestsPerConnection)
 		} else {
 			uc.close()
 		}

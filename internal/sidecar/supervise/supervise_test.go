@@ -262,7 +262,7 @@ func TestKillGroup(t *testing.T) {
 				KillGroup: tt.killGroup,
 			}}, Options{Stdout: io.Discard, Stderr: io.Discard})
 			gp := readPidFile(t, gpFile)[0]
-			t.Cleanup(func() { _ = syscall.Kill(gp, syscall.SIGKILL) }) // in case of failure
+			t.Cleanup(func() { killIfFailed(t, gp) })
 			s.Signal(syscall.SIGTERM)
 			if e := terminated(t, s); e.Code != 143 {
 				t.Fatalf("the process exited %d; want 143 (SIGTERM)", e.Code)
@@ -302,7 +302,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 			}}, Options{Grace: grace})
 			waitFile(t, ready)
 			gp := readPidFile(t, gpFile)[0]
-			t.Cleanup(func() { _ = syscall.Kill(gp, syscall.SIGKILL) })
+			t.Cleanup(func() { killIfFailed(t, gp) })
 
 			start := time.Now()
 			s.Stop(context.Background())
@@ -373,7 +373,7 @@ func TestStopReturnsWhenDescendantKeepsOutputOpen(t *testing.T) {
 		Env: []string{"GP=" + gpFile},
 	}}, Options{Stdout: io.Discard, Stderr: io.Discard})
 	gp := readPidFile(t, gpFile)[0]
-	t.Cleanup(func() { _ = syscall.Kill(gp, syscall.SIGKILL) })
+	t.Cleanup(func() { killIfFailed(t, gp) })
 	// The exit is seen at once, not when the pipe closes.
 	if e := terminated(t, s); e.Code != 0 {
 		t.Fatalf("exit code %d; want 0", e.Code)
@@ -468,4 +468,13 @@ func TestNoCommands(t *testing.T) {
 		t.Fatal("Done not closed with no commands")
 	}
 	s.Stop(context.Background())
+}
+
+// killIfFailed kills a grandchild a failed test may have left running. Only then: a passing test's
+// grandchild is gone, and its pid may already belong to another process (pids are reused, and other
+// packages' tests start processes meanwhile).
+func killIfFailed(t *testing.T, pid int) {
+	if t.Failed() && alive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }

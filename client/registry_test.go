@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,5 +317,102 @@ func TestRegistry_ServiceWrongURL(t *testing.T) {
 	c, _ := client.NewRegistry(client.RegistryConfig{URL: srv.URL + "/not-the-registry"})
 	if _, _, err := c.Service(context.Background(), "x", nil); err == nil {
 		t.Fatal("Service against a wrong base URL returned no error")
+	}
+}
+
+// Against an a8 registry the watch asks for changes only, and the lists it reports stay whole and
+// equal to the registry's: instances added, changed, deregistered and expired.
+func TestRegistry_WatchInstancesByChanges(t *testing.T) {
+	var changeQueries, changeAnswers atomic.Int32
+	c, _ := newRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("changes") == "true" {
+				changeQueries.Add(1)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				if strings.HasPrefix(rec.Body.String(), `{"changes":true`) {
+					changeAnswers.Add(1)
+				}
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				_, _ = w.Write(rec.Body.Bytes())
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var last []api.Instance
+	done := make(chan error, 1)
+	go func() {
+		done <- c.WatchInstances(ctx, client.InstanceQuery{}, client.WatchOptions{MinBackoff: 10 * time.Millisecond},
+			func(list []api.Instance, _ client.QueryMeta) {
+				mu.Lock()
+				last = list
+				mu.Unlock()
+			})
+	}()
+	describe := func(list []api.Instance) string {
+		var out []string
+		for _, in := range list {
+			out = append(out, in.ServiceName+"/"+in.Endpoint.Value+"/"+strings.Join(in.Tags, "+"))
+		}
+		slices.Sort(out) // the list is sorted by service and id; ids are not the addresses
+		return strings.Join(out, " ")
+	}
+	matches := func(want string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return describe(last) == want
+		}
+	}
+	eventually(t, "the initial (empty) list", matches(""))
+	ctxb := context.Background()
+	var ids []string
+	for _, addr := range []string{"h:1", "h:2", "h:3"} {
+		r, err := c.Register(ctxb, hello(addr, "v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	eventually(t, "three instances", matches("helloworld/h:1/v1 helloworld/h:2/v1 helloworld/h:3/v1"))
+	if err := c.Deregister(ctxb, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Register(ctxb, hello("h:3", "v2")); err != nil {
+		t.Fatal(err)
+	}
+	other := api.InstanceRegistration{ServiceName: "details", Endpoint: &api.Endpoint{Type: "http", Value: "d:1"}, TTL: 1}
+	if _, err := c.Register(ctxb, other); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a deregistration, a change and another service", matches("details/d:1/ helloworld/h:1/v1 helloworld/h:3/v2"))
+	// The details instance is not renewed: it expires (TTL 1 s).
+	eventually(t, "the expiry", matches("helloworld/h:1/v1 helloworld/h:3/v2"))
+	// In the registry's order too.
+	want, _, err := c.Instances(ctxb, client.InstanceQuery{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for i := range want {
+		if i >= len(last) || last[i].ID != want[i].ID {
+			t.Errorf("the watch's list %v is not the registry's %v", describe(last), describe(want))
+			break
+		}
+	}
+	mu.Unlock()
+	if changeAnswers.Load() == 0 {
+		t.Fatalf("none of %d changes queries was answered with changes", changeQueries.Load())
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("WatchInstances returned %v after cancel", err)
 	}
 }

@@ -66,6 +66,7 @@ func start(t *testing.T, s store.Instances, clock *storetest.Clock, rs *redistes
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(reg.Close) // after srv.Close: cleanups run last first
 	srv := httptest.NewServer(reg.Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, url: srv.URL, clock: clock, store: s, redis: rs}

@@ -37,10 +37,11 @@ type listQuery struct {
 	all      bool
 	tags     []string // all of
 	fields   uint8    // projection bits
+	changes  bool     // a blocking query answered with what changed (changes.go)
 	httpapi.Watch
 }
 
-const allowedKeys = "id, service_name, status, tags, fields, index, wait"
+const allowedKeys = "id, service_name, status, tags, fields, index, wait, changes"
 
 func (c *Config) parseListQuery(q url.Values) (*listQuery, error) {
 	lq := &listQuery{fields: fAll}
@@ -82,6 +83,14 @@ func (c *Config) parseListQuery(q url.Values) (*listQuery, error) {
 					}
 					lq.fields |= bit
 				}
+			}
+		case "changes":
+			switch v := strings.ToLower(vals[len(vals)-1]); v {
+			case "true", "1", "":
+				lq.changes = true
+			case "false", "0":
+			default:
+				return nil, fmt.Errorf("changes: want true or false, got %q", v)
 			}
 		case "index", "wait":
 			// parsed by parseWatch

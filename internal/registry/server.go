@@ -31,6 +31,9 @@ type Server struct {
 
 	draining context.Context // done once Drain is called
 	drain    context.CancelFunc
+
+	changes     *changeLogs // the logs of changes watches (changes.go)
+	stopChanges context.CancelFunc
 }
 
 // New returns a registry server for cfg, with defaults filled in.
@@ -40,6 +43,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, started: time.Now()}
 	s.draining, s.drain = context.WithCancel(context.Background())
+	var cctx context.Context
+	cctx, s.stopChanges = context.WithCancel(context.Background())
+	s.changes = newChangeLogs(cctx, cfg.Store)
 	var err error
 	s.eureka, err = eureka.New(eureka.Config{
 		Store:             cfg.Store,
@@ -55,8 +61,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the goroutines of the Eureka API (Run's end stops them too).
-func (s *Server) Close() { s.eureka.Close() }
+// Close stops the goroutines of the Eureka API (Run's end stops them too) and of changes watches.
+func (s *Server) Close() {
+	s.eureka.Close()
+	s.stopChanges()
+	s.changes.wait()
+}
 
 // Drain ends every blocking query now, each answering with the current state, and makes new ones
 // answer at once. Call it before http.Server.Shutdown, which would otherwise wait for them.
@@ -285,6 +295,12 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "error_invalid_request", err.Error())
 		return
 	}
+	if lq.changes && lq.Blocking {
+		if s.listChanges(w, r, lq) {
+			return
+		}
+		lq.Blocking = false // the log cannot tell: the whole list, now
+	}
 	l, ok := s.list(w, r, lq.Watch, lq.service())
 	if !ok {
 		return
@@ -302,6 +318,38 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	b = append(b, '}')
 	*buf = b
 	writeRaw(w, http.StatusOK, b)
+}
+
+// listChanges answers a blocking query with changes=true from the namespace's change log (see
+// changes.go). It reports false, having written nothing, when the log cannot tell what changed since
+// the query's index: the caller then answers with the whole list.
+func (s *Server) listChanges(w http.ResponseWriter, r *http.Request, lq *listQuery) bool {
+	ctx := r.Context()
+	wctx, cancel := context.WithTimeout(ctx, httpapi.Jitter(lq.Wait, s.cfg.MaxWait))
+	stop := context.AfterFunc(s.draining, cancel)
+	set, removed, index, err := s.changes.get(auth.Namespace(ctx)).since(wctx, lq.Index, lq.match)
+	stop()
+	cancel()
+	if err != nil {
+		return false
+	}
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
+	buf := getBuf()
+	defer putBuf(buf)
+	b := append((*buf)[:0], `{"changes":true,`...)
+	b = appendInstances(b, "instances", set, lq.fields)
+	b = append(b, `,"removed":`...)
+	b = append(b, '[')
+	for i, id := range removed {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, id)
+	}
+	b = append(b, "]}"...)
+	*buf = b
+	writeRaw(w, http.StatusOK, b)
+	return true
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {

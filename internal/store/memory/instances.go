@@ -198,25 +198,50 @@ func (s *Instances) List(ctx context.Context, ns, service string) (store.Instanc
 		return store.InstanceList{Instances: []store.Instance{}}, nil
 	}
 	now := s.clock()
+	byIDOf := func(a, b store.Instance) int { return cmp.Compare(a.ID, b.ID) }
 	t.mu.RLock()
-	src := t.byID
 	if service != "" {
-		src = t.byService[service]
+		src := t.byService[service]
+		out := make([]store.Instance, 0, len(src))
+		for _, e := range src {
+			if !e.expired(now) {
+				out = append(out, e.snapshot())
+			}
+		}
+		idx := t.index
+		t.mu.RUnlock()
+		slices.SortFunc(out, byIDOf)
+		return store.InstanceList{Instances: out, Index: idx}, nil
 	}
-	out := make([]store.Instance, 0, len(src))
-	for _, e := range src {
-		if !e.expired(now) {
-			out = append(out, e.snapshot())
+	// The whole tenant, service by service: sorting the services' names and then each service's
+	// few instances is several times cheaper than sorting every instance (at 100,000 instances,
+	// moving the structs was most of a list's cost).
+	type segment struct {
+		name       string
+		start, end int
+	}
+	segs := make([]segment, 0, len(t.byService))
+	all := make([]store.Instance, 0, len(t.byID))
+	for name, svc := range t.byService {
+		start := len(all)
+		for _, e := range svc {
+			if !e.expired(now) {
+				all = append(all, e.snapshot())
+			}
+		}
+		if len(all) > start {
+			segs = append(segs, segment{name, start, len(all)})
 		}
 	}
 	idx := t.index
 	t.mu.RUnlock()
-	slices.SortFunc(out, func(a, b store.Instance) int {
-		if c := cmp.Compare(a.ServiceName, b.ServiceName); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
+	slices.SortFunc(segs, func(a, b segment) int { return cmp.Compare(a.name, b.name) })
+	out := make([]store.Instance, 0, len(all))
+	for _, sg := range segs {
+		part := all[sg.start:sg.end]
+		slices.SortFunc(part, byIDOf)
+		out = append(out, part...)
+	}
 	return store.InstanceList{Instances: out, Index: idx}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,38 +153,43 @@ func (c *Registry) Service(ctx context.Context, name string, opts *QueryOptions)
 // last_heartbeat is as of its last change.
 func (c *Registry) WatchInstances(ctx context.Context, q InstanceQuery, opts WatchOptions, fn func([]api.Instance, QueryMeta)) error {
 	var held []api.Instance // the list of the last answer, sorted: what changes apply to
+	epoch := ""             // the registry's change log the list comes from
 	// A watch of one service asks for whole lists: the service's list is cheap for the registry,
-	// cheaper than its log of the whole tenant's changes.
-	noChanges := q.ServiceName != ""
-	full := func(ctx context.Context, qo *QueryOptions) ([]api.Instance, QueryMeta, error) {
-		list, meta, err := c.Instances(ctx, q, qo)
-		if err == nil {
-			held = list
-		}
-		return list, meta, err
-	}
+	// cheaper than its log of the whole tenant's changes. So does a projection without
+	// service_name, as changes are merged in the registry's order (service name, then id).
+	noChanges := q.ServiceName != "" || (q.Fields != nil && !slices.Contains(q.Fields, "service_name"))
 	return watch(ctx, opts, func(ctx context.Context, qo *QueryOptions) ([]api.Instance, QueryMeta, error) {
-		if qo == nil || held == nil || noChanges {
-			return full(ctx, qo)
+		if noChanges {
+			return c.Instances(ctx, q, qo)
 		}
 		v := q.values()
 		v.Set("changes", "true")
+		if qo != nil && epoch != "" && held != nil {
+			v.Set("epoch", epoch)
+		} else {
+			qo = nil // the log's whole list, at once
+		}
 		var out struct {
 			Instances []api.Instance `json:"instances"`
 			Removed   []string       `json:"removed"`
 			Changes   bool           `json:"changes"`
+			Epoch     string         `json:"epoch"`
 		}
 		meta, err := c.b.do(ctx, http.MethodGet, "/api/v1/instances", v, qo, nil, &out)
 		var se *StatusError
-		if errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(se.Message, "changes") {
+		if errors.As(err, &se) && se.Code == http.StatusBadRequest && (strings.Contains(se.Message, "changes") || strings.Contains(se.Message, "epoch")) {
 			noChanges = true // a registry without changes watches
-			return full(ctx, qo)
+			return c.Instances(ctx, q, qo)
 		}
 		if err != nil {
 			return nil, meta, err
 		}
-		if !out.Changes { // the whole list: the registry could not tell what changed
+		epoch = out.Epoch
+		if !out.Changes { // a whole list
 			held = out.Instances
+			if held == nil {
+				held = []api.Instance{}
+			}
 			return held, meta, nil
 		}
 		held = applyChanges(held, out.Instances, out.Removed)

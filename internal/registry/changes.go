@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"sync"
@@ -12,39 +14,45 @@ import (
 	"github.com/a8fabric/a8/internal/store"
 )
 
-// Changes watches (a8's extension of the list API): GET /api/v1/instances?index=N&changes=true.
+// Changes watches (a8's extension of the list API).
 //
 // A blocking query answered with the whole list costs the registry a list and an encoding per
 // watcher per change, and each watcher a decoding: a sidecar watches its whole tenant, and at
 // 100,000 instances that is 21.5 MiB, every time anything in the tenant changes, for every sidecar.
-// With changes=true the answer holds only what changed since N: the instances that were added or
-// changed, as they are now ("instances"), and the ids of those that went away or no longer match the
-// query ("removed"), with "changes": true. The client applies them to the list it holds (the Go
-// client does so by itself). When the registry cannot say what changed since N (N is older than
-// what it keeps, or the store was reset), it answers with the whole list, without "changes".
+// With changes=true the registry answers from a log it keeps per namespace:
 //
-// The registry keeps, per namespace watched this way, a log: the namespace's instances at the log's
-// head index and, for each of the last maxLogEntries indexes it saw, the ids that changed. A
-// goroutine follows the store (Wait, List, diff), so that one list serves every watcher, and
-// replicas sharing a Redis store each keep their own log, right whoever made the change. A log no
-// one asked for in logIdle stops.
+//   - without index (or with an index and epoch the log cannot answer from): the whole list, as the
+//     log has it, with "changes": false and the log's "epoch";
+//   - with index=N&epoch=E from an earlier answer of the same log: what changed since N, "changes":
+//     true: the instances added or changed, as they are now ("instances"), and the ids of those that
+//     went away or no longer match the query ("removed").
+//
+// Every list a changes watcher holds is one of the log's own lists, each named by its index, so
+// "what changed since N" is exact: the log diffs its successive lists. The log takes a list when the
+// store's index moves (Wait, List), one list per change however many watch; a list taken at the
+// same index as the last one is ignored (the store hides an expired instance before the reaper
+// raises the index: the change is told when it does). The epoch is new with every log (a restarted
+// registry, another replica, a log stopped after logIdle without a changes query), so an index of
+// another log is never mistaken for one of this log's.
 
 const (
 	maxLogEntries = 1024
-	maxLogIDs     = 1 << 17 // ids over all entries: a burst of changes to a huge tenant ends the log's reach sooner
-	logIdle       = 5 * time.Minute
+	maxLogIDs     = 1 << 17          // ids over all entries: a burst of changes to a huge tenant ends the log's reach sooner
+	logIdle       = 10 * time.Minute // longer than the longest wait (5m)
 )
 
 type changeLogs struct {
-	store store.Instances
-	ctx   context.Context // ends every log's goroutine
-	mu    sync.Mutex
-	logs  map[string]*changeLog
-	wg    sync.WaitGroup
+	store  store.Instances
+	ctx    context.Context // ends every log's goroutine
+	mu     sync.Mutex
+	logs   map[string]*changeLog
+	closed bool // no log starts any more
+	wg     sync.WaitGroup
 }
 
 // changeLog is one namespace's log. Its fields are guarded by mu.
 type changeLog struct {
+	epoch    string // names this log: indexes of another log mean nothing here
 	mu       sync.Mutex
 	ready    bool             // the first list arrived
 	base     uint64           // the oldest index the log can answer from
@@ -74,10 +82,13 @@ func newChangeLogs(ctx context.Context, st store.Instances) *changeLogs {
 	return &changeLogs{store: st, ctx: ctx, logs: map[string]*changeLog{}}
 }
 
-// get returns the namespace's log, starting it if needed.
+// get returns the namespace's log, starting it if needed; nil once the registry is closing.
 func (cl *changeLogs) get(ns string) *changeLog {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	if cl.closed {
+		return nil
+	}
 	l := cl.logs[ns]
 	if l != nil {
 		l.mu.Lock()
@@ -85,15 +96,26 @@ func (cl *changeLogs) get(ns string) *changeLog {
 		l.mu.Unlock()
 		return l
 	}
-	l = &changeLog{advanced: make(chan struct{}), lastUse: time.Now()}
+	l = &changeLog{epoch: newEpoch(), advanced: make(chan struct{}), lastUse: time.Now()}
 	cl.logs[ns] = l
 	cl.wg.Go(func() { cl.follow(ns, l) })
 	return l
 }
 
-// wait stops every log's goroutine and waits for them (the context given to newChangeLogs must
-// have ended).
-func (cl *changeLogs) wait() { cl.wg.Wait() }
+// close keeps new logs from starting, and waits for every log's goroutine to end (the context given
+// to newChangeLogs must have ended, or must end).
+func (cl *changeLogs) close() {
+	cl.mu.Lock()
+	cl.closed = true
+	cl.mu.Unlock()
+	cl.wg.Wait()
+}
+
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // follow keeps l in step with the store until the registry stops or no one asks for l.
 func (cl *changeLogs) follow(ns string, l *changeLog) {
@@ -159,7 +181,8 @@ func (l *changeLog) advance(list store.InstanceList) {
 		l.base, l.entries, l.ids = list.Index, nil, 0
 		l.ready = true
 	case list.Index == l.head:
-		l.snap = list.Instances // the same index: nothing to tell watchers
+		// The same index, so the same list to watchers: an expired instance the store already hides
+		// stays until the reaper raises the index, and the change is told then.
 		return
 	default:
 		var keys []instanceKey
@@ -210,21 +233,58 @@ func sameInstance(a, b *store.Instance) bool {
 		a.TTL == b.TTL && slices.Equal(a.Tags, b.Tags) && bytes.Equal(a.Metadata, b.Metadata)
 }
 
-// errNoChanges says the log cannot answer from the index asked: the whole list is the answer.
-var errNoChanges = errors.New("registry: the changes since this index are no longer kept")
+// errNoChanges says the log cannot answer from the index and epoch given: the whole list is the
+// answer.
+var errNoChanges = errors.New("registry: this log cannot tell what changed since this index")
+
+// whole returns the log's list (waiting for its first, until ctx ends), its index and the epoch.
+func (l *changeLog) whole(ctx context.Context) ([]store.Instance, uint64, error) {
+	for {
+		l.mu.Lock()
+		if l.ready {
+			defer l.mu.Unlock()
+			l.lastUse = time.Now()
+			return l.snap, l.head, nil
+		}
+		adv, stopped := l.advanced, l.stopped
+		l.mu.Unlock()
+		if stopped {
+			return nil, 0, errNoChanges
+		}
+		select {
+		case <-adv:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+}
+
+// knows reports whether after is the index of one of the log's lists it can still tell changes
+// from: its base, or an entry's. l.mu is held.
+func (l *changeLog) knows(after uint64) bool {
+	if after == l.base {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(l.entries, after, func(e logEntry, i uint64) int { return cmp.Compare(e.index, i) })
+	return found
+}
 
 // since waits until the log's head passes after (or ctx ends), then returns the instances that
 // changed since after and match, and the ids that went away or no longer match, at the head index.
-// With nothing new when ctx ends, both are empty and index is after. errNoChanges: the log cannot
-// tell (after is older than it keeps, or newer than its head when ctx ends, as after a store reset).
-func (l *changeLog) since(ctx context.Context, after uint64, match func(*store.Instance) bool) (set []store.Instance, removed []string, index uint64, err error) {
+// With nothing new when ctx ends, both are empty and index is after. errNoChanges: epoch is not this
+// log's, or after is not the index of one of its lists it still keeps.
+func (l *changeLog) since(ctx context.Context, epoch string, after uint64, match func(*store.Instance) bool) (set []store.Instance, removed []string, index uint64, err error) {
+	if epoch != l.epoch {
+		return nil, nil, 0, errNoChanges
+	}
 	for {
 		l.mu.Lock()
-		if l.stopped || (l.ready && after < l.base) {
+		l.lastUse = time.Now()
+		if l.stopped || !l.ready || !l.knows(after) {
 			l.mu.Unlock()
 			return nil, nil, 0, errNoChanges
 		}
-		if l.ready && l.head > after {
+		if l.head > after {
 			break // with l.mu held
 		}
 		adv := l.advanced
@@ -233,14 +293,8 @@ func (l *changeLog) since(ctx context.Context, after uint64, match func(*store.I
 		case <-adv:
 			continue
 		case <-ctx.Done():
-		}
-		l.mu.Lock()
-		ready, head := l.ready, l.head
-		l.mu.Unlock()
-		if ready && head == after {
 			return nil, nil, after, nil // nothing new
 		}
-		return nil, nil, 0, errNoChanges
 	}
 	defer l.mu.Unlock()
 	seen := map[instanceKey]bool{}

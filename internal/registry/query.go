@@ -37,11 +37,12 @@ type listQuery struct {
 	all      bool
 	tags     []string // all of
 	fields   uint8    // projection bits
-	changes  bool     // a blocking query answered with what changed (changes.go)
+	changes  bool     // answered from the change log (changes.go)
+	epoch    string   // the change log's epoch the index belongs to
 	httpapi.Watch
 }
 
-const allowedKeys = "id, service_name, status, tags, fields, index, wait, changes"
+const allowedKeys = "id, service_name, status, tags, fields, index, wait, changes, epoch"
 
 func (c *Config) parseListQuery(q url.Values) (*listQuery, error) {
 	lq := &listQuery{fields: fAll}
@@ -92,6 +93,8 @@ func (c *Config) parseListQuery(q url.Values) (*listQuery, error) {
 			default:
 				return nil, fmt.Errorf("changes: want true or false, got %q", v)
 			}
+		case "epoch":
+			lq.epoch = vals[len(vals)-1]
 		case "index", "wait":
 			// parsed by parseWatch
 		case "ttl", "endpoint", "metadata", "last_heartbeat":

@@ -65,7 +65,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Close() {
 	s.eureka.Close()
 	s.stopChanges()
-	s.changes.wait()
+	s.changes.close()
 }
 
 // Drain ends every blocking query now, each answering with the current state, and makes new ones
@@ -133,6 +133,7 @@ func (s *Server) Mount(mux *http.ServeMux) {
 // Run reaps expired instances every ReapInterval until ctx ends, so that watchers see them go, and
 // runs the Eureka API's housekeeping.
 func (s *Server) Run(ctx context.Context) error {
+	defer func() { s.stopChanges(); s.changes.close() }() // the changes watches' logs
 	eurekaDone := make(chan struct{})
 	go func() {
 		defer close(eurekaDone)
@@ -295,11 +296,8 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "error_invalid_request", err.Error())
 		return
 	}
-	if lq.changes && lq.Blocking {
-		if s.listChanges(w, r, lq) {
-			return
-		}
-		lq.Blocking = false // the log cannot tell: the whole list, now
+	if lq.changes && s.listChanges(w, r, lq) {
+		return
 	}
 	l, ok := s.list(w, r, lq.Watch, lq.service())
 	if !ok {
@@ -320,33 +318,63 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, b)
 }
 
-// listChanges answers a blocking query with changes=true from the namespace's change log (see
-// changes.go). It reports false, having written nothing, when the log cannot tell what changed since
-// the query's index: the caller then answers with the whole list.
+// listChanges answers a query with changes=true from the namespace's change log (see changes.go):
+// with what changed since the query's index when the log can tell, else with the log's whole list.
+// It reports false, having written nothing, when the log cannot answer (the registry is closing, or
+// the log has no list yet when the request ends): the caller then answers from the store.
 func (s *Server) listChanges(w http.ResponseWriter, r *http.Request, lq *listQuery) bool {
 	ctx := r.Context()
-	wctx, cancel := context.WithTimeout(ctx, httpapi.Jitter(lq.Wait, s.cfg.MaxWait))
-	stop := context.AfterFunc(s.draining, cancel)
-	set, removed, index, err := s.changes.get(auth.Namespace(ctx)).since(wctx, lq.Index, lq.match)
-	stop()
-	cancel()
+	log := s.changes.get(auth.Namespace(ctx))
+	if log == nil {
+		return false
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	b := append((*buf)[:0], `{"changes":`...)
+	if lq.Blocking && lq.epoch != "" {
+		wctx, cancel := context.WithTimeout(ctx, httpapi.Jitter(lq.Wait, s.cfg.MaxWait))
+		stop := context.AfterFunc(s.draining, cancel)
+		set, removed, index, err := log.since(wctx, lq.epoch, lq.Index, lq.match)
+		stop()
+		cancel()
+		if err == nil {
+			w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
+			b = append(b, `true,"epoch":`...)
+			b = appendString(b, log.epoch)
+			b = append(b, ',')
+			b = appendInstances(b, "instances", set, lq.fields)
+			b = append(b, `,"removed":[`...)
+			for i, id := range removed {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, id)
+			}
+			b = append(b, "]}"...)
+			*buf = b
+			writeRaw(w, http.StatusOK, b)
+			return true
+		}
+	}
+	// The whole list, as the log has it, at once.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	snap, index, err := log.whole(wctx)
 	if err != nil {
 		return false
 	}
-	w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
-	buf := getBuf()
-	defer putBuf(buf)
-	b := append((*buf)[:0], `{"changes":true,`...)
-	b = appendInstances(b, "instances", set, lq.fields)
-	b = append(b, `,"removed":`...)
-	b = append(b, '[')
-	for i, id := range removed {
-		if i > 0 {
-			b = append(b, ',')
+	matched := make([]store.Instance, 0, len(snap))
+	for i := range snap {
+		if lq.match(&snap[i]) {
+			matched = append(matched, snap[i])
 		}
-		b = appendString(b, id)
 	}
-	b = append(b, "]}"...)
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
+	b = append(b, `false,"epoch":`...)
+	b = appendString(b, log.epoch)
+	b = append(b, ',')
+	b = appendInstances(b, "instances", matched, lq.fields)
+	b = append(b, '}')
 	*buf = b
 	writeRaw(w, http.StatusOK, b)
 	return true

@@ -52,8 +52,8 @@ type changeLogs struct {
 
 // changeLog is one namespace's log. Its fields are guarded by mu.
 type changeLog struct {
-	epoch    string // names this log: indexes of another log mean nothing here
 	mu       sync.Mutex
+	epoch    string           // names the log's lists: indexes of another epoch mean nothing here
 	ready    bool             // the first list arrived
 	base     uint64           // the oldest index the log can answer from
 	head     uint64           // the index of snap
@@ -178,6 +178,9 @@ func (l *changeLog) advance(list store.InstanceList) {
 	defer l.mu.Unlock()
 	switch {
 	case !l.ready || list.Index < l.head: // the first list, or the store was reset
+		if l.ready {
+			l.epoch = newEpoch() // the indexes start again: old ones name other lists
+		}
 		l.base, l.entries, l.ids = list.Index, nil, 0
 		l.ready = true
 	case list.Index == l.head:
@@ -237,24 +240,24 @@ func sameInstance(a, b *store.Instance) bool {
 // answer.
 var errNoChanges = errors.New("registry: this log cannot tell what changed since this index")
 
-// whole returns the log's list (waiting for its first, until ctx ends), its index and the epoch.
-func (l *changeLog) whole(ctx context.Context) ([]store.Instance, uint64, error) {
+// whole returns the log's list (waiting for its first, until ctx ends), its index and epoch.
+func (l *changeLog) whole(ctx context.Context) ([]store.Instance, uint64, string, error) {
 	for {
 		l.mu.Lock()
 		if l.ready {
 			defer l.mu.Unlock()
 			l.lastUse = time.Now()
-			return l.snap, l.head, nil
+			return l.snap, l.head, l.epoch, nil
 		}
 		adv, stopped := l.advanced, l.stopped
 		l.mu.Unlock()
 		if stopped {
-			return nil, 0, errNoChanges
+			return nil, 0, "", errNoChanges
 		}
 		select {
 		case <-adv:
 		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+			return nil, 0, "", ctx.Err()
 		}
 	}
 }
@@ -274,13 +277,10 @@ func (l *changeLog) knows(after uint64) bool {
 // With nothing new when ctx ends, both are empty and index is after. errNoChanges: epoch is not this
 // log's, or after is not the index of one of its lists it still keeps.
 func (l *changeLog) since(ctx context.Context, epoch string, after uint64, match func(*store.Instance) bool) (set []store.Instance, removed []string, index uint64, err error) {
-	if epoch != l.epoch {
-		return nil, nil, 0, errNoChanges
-	}
 	for {
 		l.mu.Lock()
 		l.lastUse = time.Now()
-		if l.stopped || !l.ready || !l.knows(after) {
+		if l.stopped || !l.ready || epoch != l.epoch || !l.knows(after) {
 			l.mu.Unlock()
 			return nil, nil, 0, errNoChanges
 		}

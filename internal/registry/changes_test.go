@@ -215,3 +215,39 @@ func TestRegistry_CloseConcurrentWithChangesQuery(t *testing.T) {
 		<-done
 	}
 }
+
+// Redis restarted empty: the store's index starts again, lower. The log takes a new epoch, so a
+// watcher's index from before, even one the store reaches again, gets the whole list.
+func TestRegistry_ChangesWatchStoreReset(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newEnv func(func(*registry.Config)) *env) {
+		e := newEnv(nil)
+		if e.redis == nil {
+			t.Skip("the memory store is not reset while the registry runs")
+		}
+		for i := range 3 {
+			e.register("", reg("reviews", "a:"+strconv.Itoa(i)))
+		}
+		was := e.changes("", "", 0, "")
+		e.redis.Restart(t) // empty: no persistence
+		var a changesAnswer
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ; i++ {
+			if time.Now().After(deadline) {
+				t.Fatalf("after the reset: %s", a.raw)
+			}
+			r := e.do("POST", "/api/v1/instances", "", reg("reviews", "b:"+strconv.Itoa(i)))
+			if r.code != http.StatusCreated {
+				time.Sleep(50 * time.Millisecond) // the registry reconnecting to Redis
+				continue
+			}
+			a = e.changes("", was.Epoch, was.index, "200ms")
+			// Until the log sees the reset it may say "nothing new"; never changes against its old lists.
+			if a.Changes && (len(a.Instances) > 0 || len(a.Removed) > 0 || a.index != was.index) {
+				t.Fatalf("changes since %d of the old epoch after a reset = %s, want the whole new list", was.index, a.raw)
+			}
+			if !a.Changes && a.Epoch != was.Epoch && len(a.Instances) > 3 {
+				return // the store is past the old index, and the old epoch gets the whole list
+			}
+		}
+	})
+}

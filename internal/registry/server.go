@@ -340,7 +340,7 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request, lq *listQue
 		if err == nil {
 			w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
 			b = append(b, `true,"epoch":`...)
-			b = appendString(b, log.epoch)
+			b = appendString(b, lq.epoch) // the epoch since checked
 			b = append(b, ',')
 			b = appendInstances(b, "instances", set, lq.fields)
 			b = append(b, `,"removed":[`...)
@@ -359,7 +359,7 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request, lq *listQue
 	// The whole list, as the log has it, at once.
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	snap, index, err := log.whole(wctx)
+	snap, index, epoch, err := log.whole(wctx)
 	if err != nil {
 		return false
 	}
@@ -371,7 +371,7 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request, lq *listQue
 	}
 	w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
 	b = append(b, `false,"epoch":`...)
-	b = appendString(b, log.epoch)
+	b = appendString(b, epoch)
 	b = append(b, ',')
 	b = appendInstances(b, "instances", matched, lq.fields)
 	b = append(b, '}')

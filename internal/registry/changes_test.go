@@ -216,8 +216,9 @@ func TestRegistry_CloseConcurrentWithChangesQuery(t *testing.T) {
 	}
 }
 
-// Redis restarted empty: the store's index starts again, lower. The log takes a new epoch, so a
-// watcher's index from before, even one the store reaches again, gets the whole list.
+// Redis restarted empty: the store's index starts again. A watcher holding a list from before
+// follows the answers to its old index and epoch (changes, or a whole list) and ends with the new
+// list: a wrong patch would leave it holding an a:* or missing a b:* for good.
 func TestRegistry_ChangesWatchStoreReset(t *testing.T) {
 	eachBackend(t, func(t *testing.T, newEnv func(func(*registry.Config)) *env) {
 		e := newEnv(nil)
@@ -229,25 +230,33 @@ func TestRegistry_ChangesWatchStoreReset(t *testing.T) {
 		}
 		was := e.changes("", "", 0, "")
 		e.redis.Restart(t) // empty: no persistence
-		var a changesAnswer
 		deadline := time.Now().Add(20 * time.Second)
-		for i := 0; ; i++ {
+		for i := 0; i < 6; {
 			if time.Now().After(deadline) {
-				t.Fatalf("after the reset: %s", a.raw)
+				t.Fatal("the registry did not take registrations after Redis restarted")
 			}
-			r := e.do("POST", "/api/v1/instances", "", reg("reviews", "b:"+strconv.Itoa(i)))
-			if r.code != http.StatusCreated {
+			if r := e.do("POST", "/api/v1/instances", "", reg("reviews", "b:"+strconv.Itoa(i))); r.code != http.StatusCreated {
 				time.Sleep(50 * time.Millisecond) // the registry reconnecting to Redis
 				continue
 			}
-			a = e.changes("", was.Epoch, was.index, "200ms")
-			// Until the log sees the reset it may say "nothing new"; never changes against its old lists.
-			if a.Changes && (len(a.Instances) > 0 || len(a.Removed) > 0 || a.index != was.index) {
-				t.Fatalf("changes since %d of the old epoch after a reset = %s, want the whole new list", was.index, a.raw)
+			i++
+		}
+		want := strings.Join(sorted(field(e.list("", ""), "id")), ",")
+		held, index, epoch := was.ids(), was.index, was.Epoch
+		var answers []string
+		for strings.Join(sorted(held), ",") != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the watcher holds %v, want %s; answers: %s", sorted(held), want, strings.Join(answers, "\n"))
 			}
-			if !a.Changes && a.Epoch != was.Epoch && len(a.Instances) > 3 {
-				return // the store is past the old index, and the old epoch gets the whole list
+			a := e.changes("", epoch, index, "200ms")
+			answers = append(answers, string(a.raw.body))
+			if a.Changes {
+				held = slices.DeleteFunc(held, func(id string) bool { return slices.Contains(a.Removed, id) || slices.Contains(a.ids(), id) })
+				held = append(held, a.ids()...)
+			} else {
+				held = a.ids()
 			}
+			index, epoch = a.index, a.Epoch
 		}
 	})
 }

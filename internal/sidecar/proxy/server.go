@@ -208,7 +208,8 @@ func (cc *clientConn) serve() {
 		s.mu.Unlock()
 		s.wg.Done()
 		cc.c, cc.srv = nil, nil
-		cc.r.c, cc.w.c = nil, nil
+		cc.r.reset(nil) // no reference to the closed connection stays in the pool
+		cc.w.reset(nil)
 		if cap(cc.r.buf) == readBufSize { // a grown buffer goes with the connection
 			clientConnPool.Put(cc)
 		}

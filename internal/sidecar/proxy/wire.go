@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // This file is the HTTP/1.x wire: reading heads and bodies from a connection into one buffer,
@@ -25,19 +26,36 @@ var (
 	errBadChunk     = errors.New("malformed chunked body")
 )
 
+// rawCalls lets connections use raw system calls (sysConn) where they can; tests turn it off to
+// run the net.Conn path, which TLS connections and other systems take.
+var rawCalls atomic.Bool
+
+func init() { rawCalls.Store(true) }
+
 // connReader buffers reads from a connection. A head returned by readHead, and slices of it,
 // stay valid until the next read that needs room: the buffer is compacted only when it is full.
 type connReader struct {
 	c    net.Conn
+	sc   sysConn
+	raw  bool // reads go through sc
 	buf  []byte
 	r, w int
 }
 
 func (cr *connReader) reset(c net.Conn) {
 	cr.c, cr.r, cr.w = c, 0, 0
+	cr.raw = c != nil && cr.sc.reset(c)
 	if cr.buf == nil {
 		cr.buf = make([]byte, readBufSize)
 	}
+}
+
+// read reads from the connection into p, as net.Conn's Read does.
+func (cr *connReader) read(p []byte) (int, error) {
+	if cr.raw {
+		return cr.sc.read(p)
+	}
+	return cr.c.Read(p)
 }
 
 func (cr *connReader) buffered() int { return cr.w - cr.r }
@@ -73,7 +91,7 @@ func (cr *connReader) fill(limit int) error {
 			return errHeadTooLarge
 		}
 	}
-	n, err := cr.c.Read(cr.buf[cr.w:])
+	n, err := cr.read(cr.buf[cr.w:])
 	cr.w += n
 	if n > 0 {
 		return nil
@@ -191,9 +209,9 @@ func (cr *connReader) relayN(w *connWriter, n int64) error {
 	defer bodyBufs.Put(bp)
 	buf := *bp
 	for n > int64(len(cr.buf)) {
-		m, err := cr.c.Read(buf[:min(int64(len(buf)), n)])
+		m, err := cr.read(buf[:min(int64(len(buf)), n)])
 		if m > 0 {
-			if _, werr := w.c.Write(buf[:m]); werr != nil {
+			if werr := w.writeConn(buf[:m]); werr != nil {
 				return &copyError{err: werr}
 			}
 			n -= int64(m)
@@ -335,6 +353,8 @@ func chunkSize(line []byte) (int64, error) {
 // connWriter buffers writes to a connection: a head and a small body go out in one write.
 type connWriter struct {
 	c   net.Conn
+	sc  sysConn
+	raw bool // writes go through sc
 	buf []byte
 	vec [2][]byte // the buffer and a large write, for one writev
 }
@@ -343,6 +363,7 @@ const writeBufSize = 4 << 10
 
 func (cw *connWriter) reset(c net.Conn) {
 	cw.c = c
+	cw.raw = c != nil && cw.sc.reset(c)
 	if cw.buf == nil {
 		cw.buf = make([]byte, 0, writeBufSize)
 	}
@@ -364,14 +385,31 @@ func (cw *connWriter) write(p []byte) error {
 		return nil
 	}
 	if len(cw.buf) == 0 {
-		_, err := cw.c.Write(p)
-		return err
+		return cw.writeConn(p)
 	}
-	cw.vec[0], cw.vec[1] = cw.buf, p
-	bufs := net.Buffers(cw.vec[:])
-	_, err := bufs.WriteTo(cw.c) // writev
-	cw.vec[0], cw.vec[1] = nil, nil
+	err := cw.writevConn(cw.buf, p)
 	cw.buf = cw.buf[:0]
+	return err
+}
+
+// writeConn writes p to the connection, past the buffer.
+func (cw *connWriter) writeConn(p []byte) error {
+	if cw.raw {
+		return cw.sc.write(p)
+	}
+	_, err := cw.c.Write(p)
+	return err
+}
+
+// writevConn writes a and b to the connection in one system call (writev) when it takes them.
+func (cw *connWriter) writevConn(a, b []byte) error {
+	if cw.raw {
+		return cw.sc.writev(a, b)
+	}
+	cw.vec[0], cw.vec[1] = a, b
+	bufs := net.Buffers(cw.vec[:])
+	_, err := bufs.WriteTo(cw.c)
+	cw.vec[0], cw.vec[1] = nil, nil
 	return err
 }
 
@@ -386,7 +424,7 @@ func (cw *connWriter) flush() error {
 	if len(cw.buf) == 0 {
 		return nil
 	}
-	_, err := cw.c.Write(cw.buf)
+	err := cw.writeConn(cw.buf)
 	cw.buf = cw.buf[:0]
 	return err
 }

@@ -33,23 +33,26 @@ type sysConn struct {
 	readFn, writeFn, writevFn func(fd uintptr) bool
 }
 
-// reset binds s to c and reports whether raw calls can be used on it (a TCP connection; not TLS).
-func (s *sysConn) reset(c net.Conn) bool {
+// reset binds s to c when raw calls can be used on it (a TCP connection; not TLS), and unbinds it
+// otherwise (c nil included).
+func (s *sysConn) reset(c net.Conn) {
 	s.c, s.rc = nil, nil
 	tc, ok := c.(*net.TCPConn)
-	if !ok || !rawCalls.Load() {
-		return false
+	if !ok || netConnOnly.Load() {
+		return
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return false
+		return
 	}
 	s.c, s.rc = c, rc
 	if s.readFn == nil {
 		s.readFn, s.writeFn, s.writevFn = s.doRead, s.doWrite, s.doWritev
 	}
-	return true
 }
+
+// bound reports whether s is bound to a connection.
+func (s *sysConn) bound() bool { return s.rc != nil }
 
 func (s *sysConn) read(p []byte) (int, error) {
 	if len(p) == 0 {

@@ -40,7 +40,9 @@ func tcpPair(t *testing.T) (client, server *net.TCPConn) {
 func TestSysConn_ReadWriteWritev(t *testing.T) {
 	a, b := tcpPair(t)
 	var w, r sysConn
-	if !w.reset(a) || !r.reset(b) {
+	w.reset(a)
+	r.reset(b)
+	if !w.bound() || !r.bound() {
 		t.Fatal("raw calls refused on a TCP connection")
 	}
 	if err := w.write([]byte("hello ")); err != nil {
@@ -155,20 +157,20 @@ func TestSysConn_Chosen(t *testing.T) {
 	var cw connWriter
 	cr.reset(a)
 	cw.reset(a)
-	if !cr.raw || !cw.raw {
+	if !cr.sc.bound() || !cw.sc.bound() {
 		t.Fatal("a TCP connection does not use raw calls")
 	}
 	p1, p2 := net.Pipe()
 	defer p1.Close()
 	defer p2.Close()
 	cr.reset(p1)
-	if cr.raw {
+	if cr.sc.bound() {
 		t.Fatal("a pipe uses raw calls")
 	}
-	rawCalls.Store(false)
-	defer rawCalls.Store(true)
+	netConnOnly.Store(true)
+	defer netConnOnly.Store(false)
 	cr.reset(a)
-	if cr.raw {
+	if cr.sc.bound() {
 		t.Fatal("raw calls used while turned off")
 	}
 }
@@ -176,8 +178,8 @@ func TestSysConn_Chosen(t *testing.T) {
 // TestEngine_NetConnPath runs the engine's main tests on the net.Conn path (TLS connections to
 // instances, and systems other than Linux, take it).
 func TestEngine_NetConnPath(t *testing.T) {
-	rawCalls.Store(false)
-	defer rawCalls.Store(true)
+	netConnOnly.Store(true)
+	defer netConnOnly.Store(false)
 	for _, tc := range []struct {
 		name string
 		f    func(*testing.T)

@@ -26,25 +26,22 @@ var (
 	errBadChunk     = errors.New("malformed chunked body")
 )
 
-// rawCalls lets connections use raw system calls (sysConn) where they can; tests turn it off to
-// run the net.Conn path, which TLS connections and other systems take.
-var rawCalls atomic.Bool
-
-func init() { rawCalls.Store(true) }
+// netConnOnly turns raw system calls (sysConn) off: tests set it to run the net.Conn path, which
+// TLS connections and other systems take.
+var netConnOnly atomic.Bool
 
 // connReader buffers reads from a connection. A head returned by readHead, and slices of it,
 // stay valid until the next read that needs room: the buffer is compacted only when it is full.
 type connReader struct {
 	c    net.Conn
-	sc   sysConn
-	raw  bool // reads go through sc
+	sc   sysConn // reads go through it when it is bound
 	buf  []byte
 	r, w int
 }
 
 func (cr *connReader) reset(c net.Conn) {
 	cr.c, cr.r, cr.w = c, 0, 0
-	cr.raw = c != nil && cr.sc.reset(c)
+	cr.sc.reset(c)
 	if cr.buf == nil {
 		cr.buf = make([]byte, readBufSize)
 	}
@@ -52,7 +49,7 @@ func (cr *connReader) reset(c net.Conn) {
 
 // read reads from the connection into p, as net.Conn's Read does.
 func (cr *connReader) read(p []byte) (int, error) {
-	if cr.raw {
+	if cr.sc.bound() {
 		return cr.sc.read(p)
 	}
 	return cr.c.Read(p)
@@ -353,8 +350,7 @@ func chunkSize(line []byte) (int64, error) {
 // connWriter buffers writes to a connection: a head and a small body go out in one write.
 type connWriter struct {
 	c   net.Conn
-	sc  sysConn
-	raw bool // writes go through sc
+	sc  sysConn // writes go through it when it is bound
 	buf []byte
 	vec [2][]byte // the buffer and a large write, for one writev
 }
@@ -363,7 +359,7 @@ const writeBufSize = 4 << 10
 
 func (cw *connWriter) reset(c net.Conn) {
 	cw.c = c
-	cw.raw = c != nil && cw.sc.reset(c)
+	cw.sc.reset(c)
 	if cw.buf == nil {
 		cw.buf = make([]byte, 0, writeBufSize)
 	}
@@ -394,7 +390,7 @@ func (cw *connWriter) write(p []byte) error {
 
 // writeConn writes p to the connection, past the buffer.
 func (cw *connWriter) writeConn(p []byte) error {
-	if cw.raw {
+	if cw.sc.bound() {
 		return cw.sc.write(p)
 	}
 	_, err := cw.c.Write(p)
@@ -403,7 +399,7 @@ func (cw *connWriter) writeConn(p []byte) error {
 
 // writevConn writes a and b to the connection in one system call (writev) when it takes them.
 func (cw *connWriter) writevConn(a, b []byte) error {
-	if cw.raw {
+	if cw.sc.bound() {
 		return cw.sc.writev(a, b)
 	}
 	cw.vec[0], cw.vec[1] = a, b
